@@ -1,0 +1,1 @@
+"""r1-ranker domain library: importable, Prefect-free, tested on its own."""

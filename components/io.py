@@ -1,0 +1,163 @@
+"""File I/O shared by every stage: atomic writes and contract JSONL reading.
+
+Every writer goes through `atomic_write` (temp file in the same folder, then
+`os.replace`), so an interrupted or failed stage never leaves a half-written
+file where a later stage would read it. Every reader error names the file and
+the line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from components.schema import RankingSample, SampleError
+
+
+class DataError(ValueError):
+    """Input data is unreadable or breaks a contract; the message names file and line."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "w") -> Iterator[Any]:
+    """Open a temp file beside `path`; rename it over `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Build a folder under a temp name and swap it in only when complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def dumps_line(record: dict[str, Any]) -> str:
+    """One canonical JSON line: stable key order so reruns are byte-identical."""
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    n = 0
+    with atomic_write(path) as fh:
+        for record in records:
+            fh.write(dumps_line(record))
+            n += 1
+    return n
+
+
+def write_json(path: Path, obj: Any) -> None:
+    with atomic_write(path) as fh:
+        json.dump(obj, fh, ensure_ascii=False, indent=2, sort_keys=True)
+        fh.write("\n")
+
+
+def read_text(path: Path) -> str:
+    """Read UTF-8 text; a bad byte is reported with its file, line and offset."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as err:
+        raise DataError(f"{path}: file not found") from err
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: byte {raw[err.start]:#04x} at offset {err.start} is not valid UTF-8; "
+            "re-encode the file as UTF-8"
+        ) from err
+
+
+def iter_json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line of a JSONL file."""
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})") from err
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+def read_samples(path: Path) -> list[RankingSample]:
+    """Read contract JSONL, failing on the first bad record with file and line."""
+    samples = []
+    for lineno, obj in iter_json_objects(path):
+        try:
+            samples.append(RankingSample.from_dict(obj))
+        except SampleError as err:
+            raise DataError(f"{path}:{lineno}: {err}") from err
+    return samples
+
+
+def load_json(path: Path) -> Any:
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg} at column {err.colno})") from err
+
+
+def read_table(path: Path, required: Iterable[str], delimiter: str = ",") -> list[dict[str, str]]:
+    """Read a CSV/TSV with a header; every row is checked for the required columns.
+
+    RecBole atomic headers (`user_id:token`) are reduced to the field name.
+    Errors name the file, and the line where a row is short.
+    """
+    import csv
+    import io as _io
+
+    path = Path(path)
+    text = read_text(path)
+    csv.field_size_limit(1 << 30)
+    reader = csv.reader(_io.StringIO(text), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration as err:
+        raise DataError(f"{path}: empty file, expected a header row") from err
+    names = [h.split(":", 1)[0].strip() for h in header]
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise DataError(f"{path}:1: missing column(s) {missing}; found {names}")
+    rows = []
+    for record in reader:
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue
+        lineno = reader.line_num
+        if len(record) != len(names):
+            raise DataError(f"{path}:{lineno}: expected {len(names)} fields, found {len(record)}")
+        rows.append(dict(zip(names, record)))
+    return rows
