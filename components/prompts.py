@@ -1,0 +1,314 @@
+"""DRanker and IRanker prompts, built with the tokenizer's chat template.
+
+Design choices:
+
+- Candidates are shown as `[A] text`; the answer is labels, never copied
+  titles. A candidate keeps its label for the whole sample (stable across
+  IRanker eliminations), so traces read naturally: "eliminated F, then B".
+- One builder serves training, evaluation and serving, so the prompt a model is
+  trained with is the prompt it is evaluated with; `template_hash` identifies
+  the wording, the chat template, the ranker, the reasoning switch and the
+  budget, and travels with the model.
+- Prompts are cut to a token budget: rec histories lose their oldest items
+  first, then every long text (candidates, and the query outside rec) is capped
+  to the same largest token count that fits ("water filling"); a routed query
+  keeps its tail, where the actual question is. Every cut is marked in the
+  text and counted in `Prompt.cuts`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from components.schema import RankingSample
+
+PROMPT_VERSION = "1"
+RANKERS = ("dranker", "iranker")
+CUT_MARK = " …[cut]"
+
+
+class PromptTooLong(ValueError):
+    """A sample cannot fit the token budget even with every text cut to the minimum."""
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    reasoning: bool = True
+    max_prompt_tokens: int = 1024
+    min_text_tokens: int = 12  # a text is never cut below this many tokens
+    system: str = "You are a careful ranking assistant. You follow the answer format exactly."
+
+    def __post_init__(self) -> None:
+        if self.max_prompt_tokens < 64:
+            raise ValueError(f"max_prompt_tokens must be >= 64, got {self.max_prompt_tokens}")
+        if self.min_text_tokens < 1:
+            raise ValueError(f"min_text_tokens must be >= 1, got {self.min_text_tokens}")
+
+
+@dataclass(frozen=True)
+class ScenarioText:
+    context: str  # "{query}" is replaced by the (possibly cut) query
+    items: str
+    dranker: str
+    iranker: str
+
+
+SCENARIO_TEXT = {
+    "rec": ScenarioText(
+        context="A user's recent history, oldest first:\n{query}",
+        items="Candidate items",
+        dranker="Rank ALL candidate items by how likely the user is to choose each one next, most likely first.",
+        iranker="Name the ONE candidate item the user is LEAST likely to choose next.",
+    ),
+    "router": ScenarioText(
+        context="A user query that one of several LLMs must answer:\n{query}\n\n{objective}",
+        items="Candidate LLMs",
+        dranker="Rank ALL candidate LLMs from the best to the worst choice for this query.",
+        iranker="Name the ONE candidate LLM that is the WORST choice for this query.",
+    ),
+    "passage": ScenarioText(
+        context="Search query: {query}",
+        items="Candidate passages",
+        dranker="Rank ALL passages by how relevant they are to the search query, most relevant first.",
+        iranker="Name the ONE passage that is LEAST relevant to the search query.",
+    ),
+    "custom": ScenarioText(
+        context="Context:\n{query}",
+        items="Candidates",
+        dranker="Rank ALL candidates by how well they match the context, best first.",
+        iranker="Name the ONE candidate that matches the context LEAST.",
+    ),
+}
+
+FORMAT_TEXT = {
+    ("dranker", True): "First think step by step inside <think> </think>. Then write the final ranking inside "
+    "<answer> </answer> as all {n} labels separated by \" > \", for example <answer>B > A > C</answer>.",
+    ("dranker", False): "Reply with only <answer> </answer> holding all {n} labels separated by \" > \", "
+    "for example <answer>B > A > C</answer>. No explanation.",
+    ("iranker", True): "First think step by step inside <think> </think>. Then write only that candidate's label "
+    "inside <answer> </answer>, for example <answer>B</answer>.",
+    ("iranker", False): "Reply with only that candidate's label inside <answer> </answer>, for example "
+    "<answer>B</answer>. No explanation.",
+}
+
+
+def router_objective(weights: Sequence[float] | None) -> str:
+    """Plain-language routing goal for the score s = a*perf - b*cost_norm."""
+    a, b = weights or (1.0, 0.0)
+    if b == 0:
+        return "Goal: the best answer quality; cost does not matter."
+    if a == b:
+        return "Goal: balance answer quality and cost equally."
+    if b > a:
+        return f"Goal: keep cost low; quality counts {a:g} and cost {b:g}."
+    return f"Goal: answer quality first; quality counts {a:g} and cost {b:g}."
+
+
+def make_labels(n: int) -> list[str]:
+    """Short, stable labels: A..Z, then AA, AB, ...
+
+    >>> make_labels(3), make_labels(28)[-2:]
+    (['A', 'B', 'C'], ['AA', 'AB'])
+    """
+    letters = string.ascii_uppercase
+    out = list(letters[:n])
+    for pair in itertools.product(letters, repeat=2):
+        if len(out) >= n:
+            break
+        out.append("".join(pair))
+    return out
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str  # the chat-templated prompt, ready for generation
+    labels: dict[str, str]  # label -> candidate id, for the candidates shown
+    template_hash: str
+    n_tokens: int
+    cuts: int  # history items dropped + texts cut to fit the budget
+    ranker: str
+    reasoning: bool
+
+    @property
+    def prompt_hash(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
+def template_hash(tokenizer, ranker: str, cfg: PromptConfig) -> str:
+    """Identifies everything that shapes a prompt except the sample itself."""
+    payload = json.dumps(
+        {
+            "version": PROMPT_VERSION,
+            "scenarios": {k: v.__dict__ for k, v in SCENARIO_TEXT.items()},
+            "format": FORMAT_TEXT[(ranker, cfg.reasoning)],
+            "labels": "letters",
+            "chat_template": getattr(tokenizer, "chat_template", None) or "",
+            "ranker": ranker,
+            "cfg": cfg.__dict__,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _count(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _cut(tokenizer, text: str, ids: list[int], limit: int, keep_tail: bool = False) -> str:
+    if len(ids) <= limit:
+        return text
+    if keep_tail:
+        return CUT_MARK.strip() + " " + tokenizer.decode(ids[-limit:]).lstrip()
+    return tokenizer.decode(ids[:limit]).rstrip() + CUT_MARK
+
+
+def shown_labels(sample: RankingSample, remaining: Sequence[str] | None = None) -> dict[str, str]:
+    """label -> candidate id for the candidates shown (all, or the `remaining` ones), labels stable.
+
+    >>> from components.schema import Candidate
+    >>> s = RankingSample("s", "t", "custom", "q", (Candidate("x", "X"), Candidate("y", "Y"), Candidate("z", "Z")), {"y": 1}, "g")
+    >>> shown_labels(s, ["z", "y"])
+    {'B': 'y', 'C': 'z'}
+    """
+    keep = set(sample.candidate_ids if remaining is None else remaining)
+    unknown = keep - set(sample.candidate_ids)
+    if unknown:
+        raise ValueError(f"sample {sample.sample_id!r}: remaining ids {sorted(unknown)} are not candidates")
+    if len(keep) < 2:
+        raise ValueError(f"sample {sample.sample_id!r}: a prompt needs at least 2 candidates, got {len(keep)}")
+    all_labels = make_labels(len(sample.candidates))
+    return {lab: c.id for lab, c in zip(all_labels, sample.candidates) if c.id in keep}
+
+
+def build_prompt(
+    sample: RankingSample,
+    ranker: str,
+    tokenizer,
+    cfg: PromptConfig = PromptConfig(),
+    remaining: Sequence[str] | None = None,
+) -> Prompt:
+    """The prompt for `sample`; IRanker shows only `remaining` candidate ids (all by default)."""
+    if ranker not in RANKERS:
+        raise ValueError(f"unknown ranker {ranker!r}; valid: {list(RANKERS)}")
+    labels = shown_labels(sample, remaining)
+    by_id = {c.id: c for c in sample.candidates}
+    shown = [(lab, by_id[cid]) for lab, cid in labels.items()]
+    scen = SCENARIO_TEXT[sample.scenario]
+    fmt = FORMAT_TEXT[(ranker, cfg.reasoning)].format(n=len(shown))
+    task_line = getattr(scen, ranker)
+    objective = router_objective(sample.meta.get("weights")) if sample.scenario == "router" else ""
+
+    def render(query: str, texts: list[str]) -> str:
+        listing = "\n".join(f"[{lab}] {text}" for (lab, _), text in zip(shown, texts))
+        user = (
+            scen.context.format(query=query, objective=objective)
+            + f"\n\n{scen.items}:\n{listing}\n\n{task_line}\n{fmt}"
+        )
+        messages = [{"role": "system", "content": cfg.system}, {"role": "user", "content": user}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    query, texts = sample.query, [c.text for _, c in shown]
+    text = render(query, texts)
+    n_tokens, cuts = _count(tokenizer, text), 0
+
+    if n_tokens > cfg.max_prompt_tokens and sample.scenario == "rec":
+        lines = sample.query.splitlines()
+        while n_tokens > cfg.max_prompt_tokens and len(lines) > 1:
+            lines, cuts = lines[1:], cuts + 1
+            query = f"[{cuts} older items cut]\n" + "\n".join(lines)
+            text = render(query, texts)
+            n_tokens = _count(tokenizer, text)
+
+    if n_tokens > cfg.max_prompt_tokens:
+        # water filling: the largest per-text cap c that fits, by binary search
+        cap_query = sample.scenario != "rec"
+        pieces = texts + ([query] if cap_query else [])
+        ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in pieces]
+
+        def capped(c: int) -> tuple[str, int]:
+            # a routed query ends with the actual question (few-shot examples come first): keep its tail
+            tails = [False] * len(texts) + ([sample.scenario == "router"] if cap_query else [])
+            cut_pieces = [_cut(tokenizer, p, i, c, t) for p, i, t in zip(pieces, ids, tails)]
+            q = cut_pieces.pop() if cap_query else query
+            t = render(q, cut_pieces)
+            return t, _count(tokenizer, t)
+
+        lo, hi = cfg.min_text_tokens, max(len(i) for i in ids)
+        text_lo, n_lo = capped(lo)
+        if n_lo > cfg.max_prompt_tokens:
+            raise PromptTooLong(
+                f"sample {sample.sample_id!r}: {n_lo} prompt tokens even with every text cut to "
+                f"{lo} tokens; raise max_prompt_tokens (now {cfg.max_prompt_tokens}) or shorten the texts"
+            )
+        best = (lo, text_lo, n_lo)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            t, n = capped(mid)
+            if n <= cfg.max_prompt_tokens:
+                lo, best = mid, (mid, t, n)
+            else:
+                hi = mid - 1
+        c, text, n_tokens = best
+        cuts += sum(len(i) > c for i in ids)
+
+    return Prompt(
+        text=text,
+        labels={lab: c.id for lab, c in shown},
+        template_hash=template_hash(tokenizer, ranker, cfg),
+        n_tokens=n_tokens,
+        cuts=cuts,
+        ranker=ranker,
+        reasoning=cfg.reasoning,
+    )
+
+
+@dataclass(frozen=True)
+class EliminationStep:
+    """One IRanker training step: a pool of remaining candidates that keeps a gold item."""
+
+    sample: RankingSample
+    remaining: tuple[str, ...]  # candidate ids, in the sample's order
+
+
+def expand_elimination_steps(sample: RankingSample, seed: int) -> list[EliminationStep]:
+    """Steps at every pool size from n down to 2, each a seeded random subset holding a gold item."""
+    rng = random.Random(f"{seed}:{sample.sample_id}")
+    ids = sample.candidate_ids
+    gold = sample.gold_ids
+    steps = []
+    for size in range(len(ids), 1, -1):
+        keep_gold = rng.choice(gold)
+        others = [c for c in ids if c != keep_gold]
+        chosen = {keep_gold, *rng.sample(others, size - 1)}
+        steps.append(EliminationStep(sample=sample, remaining=tuple(c for c in ids if c in chosen)))
+    return steps
+
+
+def reward_columns(labels: dict[str, str], sample: RankingSample, reasoning: bool) -> dict:
+    """Dataset columns the rewards read (flat lists, so Arrow stores them without padding dicts)."""
+    by_id = {c.id: c.text for c in sample.candidates}
+    ids = list(labels.values())
+    return {
+        "labels": list(labels),
+        "candidate_ids": ids,
+        "candidate_texts": [by_id[i] for i in ids],
+        "grades": [sample.grade(i) for i in ids],
+        "reasoning": reasoning,
+    }
+
+
+def prompt_config(raw: dict | None) -> PromptConfig:
+    """PromptConfig from the `prompts` section of params.yaml; unknown keys are an error."""
+    raw = dict(raw or {})
+    names = set(PromptConfig.__dataclass_fields__)
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ValueError(f"prompts: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    return PromptConfig(**raw)

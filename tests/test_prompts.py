@@ -1,0 +1,130 @@
+"""Prompts: chat template, stable labels, budgets with counted cuts, snapshots, IRanker steps."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from components.datasets import DATASETS
+from components.io import read_samples
+from components.prompts import (
+    CUT_MARK,
+    PromptConfig,
+    PromptTooLong,
+    build_prompt,
+    expand_elimination_steps,
+    template_hash,
+)
+from components.schema import Candidate, RankingSample
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def first_test_sample(prepared, task):
+    out, _ = prepared
+    return read_samples(out / task / "test.jsonl")[0]
+
+
+@pytest.mark.parametrize("task", DATASETS)
+@pytest.mark.parametrize("ranker", ["dranker", "iranker"])
+def test_every_task_renders_within_budget(prepared, tokenizer, task, ranker):
+    sample = first_test_sample(prepared, task)
+    cfg = PromptConfig()
+    prompt = build_prompt(sample, ranker, tokenizer, cfg)
+    assert prompt.n_tokens <= cfg.max_prompt_tokens
+    assert prompt.n_tokens == len(tokenizer(prompt.text, add_special_tokens=False)["input_ids"])
+    assert prompt.text.startswith("<|im_start|>system") and prompt.text.endswith("<|im_start|>assistant\n")
+    assert list(prompt.labels.values()) == sample.candidate_ids
+    for label, cid in prompt.labels.items():
+        assert f"[{label}] " in prompt.text
+
+
+@pytest.mark.parametrize("scenario, task", [("rec", "rec-movie"), ("router", "router-balance"), ("passage", "passage-5")])
+def test_snapshot_per_scenario(prepared, tokenizer, scenario, task):
+    """Template drift shows up in review as a diff of these files."""
+    sample = first_test_sample(prepared, task)
+    prompt = build_prompt(sample, "iranker", tokenizer, PromptConfig())
+    path = SNAPSHOTS / f"{scenario}-iranker.txt"
+    if not path.exists():  # first run writes the snapshot; commit it
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(prompt.text)
+    assert prompt.text == path.read_text()
+
+
+def test_snapshot_custom(tokenizer):
+    root = Path(__file__).resolve().parents[1]
+    sample = read_samples(root / "docs/examples/custom-qa.jsonl")[0]
+    prompt = build_prompt(sample, "dranker", tokenizer, PromptConfig(reasoning=False))
+    path = SNAPSHOTS / "custom-dranker-no-reasoning.txt"
+    if not path.exists():
+        path.write_text(prompt.text)
+    assert prompt.text == path.read_text()
+    assert "<think>" not in prompt.text and "No explanation." in prompt.text
+
+
+def test_labels_are_stable_across_eliminations(prepared, tokenizer):
+    sample = first_test_sample(prepared, "passage-9")
+    full = build_prompt(sample, "iranker", tokenizer)
+    remaining = sample.candidate_ids[2:6]
+    step = build_prompt(sample, "iranker", tokenizer, remaining=remaining)
+    assert step.labels == {lab: cid for lab, cid in full.labels.items() if cid in remaining}
+    dropped = next(lab for lab in full.labels if lab not in step.labels)
+    assert f"[{dropped}] " not in step.text
+
+
+def test_rec_history_cut_oldest_first_and_counted(prepared, tokenizer):
+    sample = first_test_sample(prepared, "rec-movie")
+    prompt = build_prompt(sample, "dranker", tokenizer, PromptConfig(max_prompt_tokens=420))
+    assert prompt.n_tokens <= 420 and prompt.cuts > 0
+    assert f"[{prompt.cuts} older items cut]" in prompt.text
+    history = sample.query.splitlines()
+    assert history[-1] in prompt.text and history[0] not in prompt.text
+
+
+def test_long_passages_are_cut_marked_and_counted(prepared, tokenizer):
+    sample = first_test_sample(prepared, "passage-9")
+    prompt = build_prompt(sample, "dranker", tokenizer, PromptConfig(max_prompt_tokens=400))
+    assert prompt.n_tokens <= 400
+    assert prompt.cuts == prompt.text.count(CUT_MARK.strip()) > 0
+
+
+def test_prompt_too_long_is_a_clear_error(tokenizer):
+    cands = tuple(Candidate(str(i), "word " * 50) for i in range(30))
+    sample = RankingSample("big", "t", "custom", "q", cands, {"0": 1}, "g")
+    with pytest.raises(PromptTooLong, match="sample 'big': .* raise max_prompt_tokens"):
+        build_prompt(sample, "dranker", tokenizer, PromptConfig(max_prompt_tokens=128))
+
+
+def test_template_hash_tracks_wording_switches_and_template(tokenizer):
+    base = template_hash(tokenizer, "iranker", PromptConfig())
+    assert base == template_hash(tokenizer, "iranker", PromptConfig())
+    assert base != template_hash(tokenizer, "dranker", PromptConfig())
+    assert base != template_hash(tokenizer, "iranker", PromptConfig(reasoning=False))
+    assert base != template_hash(tokenizer, "iranker", PromptConfig(max_prompt_tokens=512))
+
+
+def test_reasoning_switch(prepared, tokenizer):
+    sample = first_test_sample(prepared, "passage-5")
+    on = build_prompt(sample, "iranker", tokenizer, PromptConfig(reasoning=True))
+    off = build_prompt(sample, "iranker", tokenizer, PromptConfig(reasoning=False))
+    assert "<think>" in on.text and "<think>" not in off.text
+
+
+def test_router_prompt_states_the_objective(prepared, tokenizer):
+    perf = build_prompt(first_test_sample(prepared, "router-performance"), "dranker", tokenizer)
+    cost = build_prompt(first_test_sample(prepared, "router-cost"), "dranker", tokenizer)
+    assert "cost does not matter" in perf.text and "keep cost low" in cost.text
+
+
+def test_elimination_steps(prepared):
+    sample = first_test_sample(prepared, "rec-movie")
+    steps = expand_elimination_steps(sample, seed=7)
+    n = len(sample.candidates)
+    assert [len(s.remaining) for s in steps] == list(range(n, 1, -1))
+    for step in steps:
+        assert set(step.remaining) & set(sample.gold_ids), "every pool keeps a gold item"
+        order = [c for c in sample.candidate_ids if c in step.remaining]
+        assert list(step.remaining) == order
+    assert [s.remaining for s in steps] == [s.remaining for s in expand_elimination_steps(sample, seed=7)]
+    assert [s.remaining for s in steps] != [s.remaining for s in expand_elimination_steps(sample, seed=8)]
