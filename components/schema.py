@@ -155,8 +155,24 @@ class RankingStep:
 
 @dataclass(frozen=True)
 class Ranking:
-    """A ranker's output for one sample: candidate ids best first, plus its trace."""
+    """A ranker's output for one sample: candidate ids best first, plus its trace.
+
+    `repaired` is set when the ranker had to fill in for the model (an invalid
+    elimination replaced, a partial ranking completed); `skipped` holds the
+    reason when the sample could not be ranked at all (then `order` is empty).
+    """
 
     sample_id: str
     order: tuple[str, ...]
     steps: tuple[RankingStep, ...] = ()
+    repaired: bool = False
+    skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sample_id": self.sample_id,
+            "order": list(self.order),
+            "repaired": self.repaired,
+            "skipped": self.skipped,
+            "steps": [s.__dict__ for s in self.steps],
+        }

@@ -1,0 +1,202 @@
+"""Honest evaluation: metrics with CIs, invalid/repaired/no-answer rates, cost, and traces.
+
+`evaluate` runs one ranker over samples grouped by task and writes, into one
+folder swapped in atomically (a crash never leaves partial files):
+
+- `metrics.json`: per task n, skipped (with reasons), MRR / NDCG@k / Hit@k with
+  95% CIs, routing utility (router tasks), parse-status rates, LLM calls,
+  tokens and seconds per sample, p50/p95 latency, a hash of the sample ids,
+  per-sample MRR (for paired tests), and the paired test against `--compare`;
+- `rankings.jsonl`: every ranking with its full trace (reasoning text included);
+- `mrr_by_task.png`: MRR per task with CI bars, beside the compared system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.io import DataError, atomic_dir, dumps_line, load_json, read_samples
+from components.metrics import paired_test, per_sample_metrics, summarise
+from components.schema import Ranking, RankingSample
+
+log = logging.getLogger(__name__)
+
+BAD_STATUSES = ("invalid", "duplicate", "missing")
+
+
+def load_eval_samples(samples_dir: Path, tasks: Iterable[str] | None = None, split: str = "test",
+                      limit: int | None = None) -> dict[str, list[RankingSample]]:
+    """Samples by task from `<dir>/<task>/<split>.jsonl`, or from any folder of contract JSONL.
+
+    In a folder of arbitrary files, a file named after a split other than
+    `split` is left out; every other file is read and grouped by its samples'
+    `task`. `limit` keeps the first N samples of each task.
+    """
+    samples_dir = Path(samples_dir)
+    if not samples_dir.is_dir():
+        raise DataError(f"{samples_dir}: not a folder of samples; run `r1ranker prepare` or pass --samples")
+    by_task: dict[str, list[RankingSample]] = defaultdict(list)
+    files = sorted(samples_dir.rglob("*.jsonl"))
+    known_splits = {"train", "test", "valid"}
+    for path in files:
+        if path.stem in known_splits and path.stem != split:
+            continue
+        for s in read_samples(path):
+            by_task[s.task].append(s)
+    if not by_task:
+        raise DataError(f"{samples_dir}: no {split} samples found (looked for *.jsonl)")
+    wanted = list(tasks) if tasks else sorted(by_task)
+    unknown = [t for t in wanted if t not in by_task]
+    if unknown:
+        raise DataError(f"unknown task(s) {unknown} in {samples_dir}; available: {sorted(by_task)}")
+    return {t: by_task[t][:limit] if limit else by_task[t] for t in wanted}
+
+
+def ids_hash(samples: Sequence[RankingSample]) -> str:
+    """Identifies the evaluation suite: the same samples give the same hash, whatever their order."""
+    return hashlib.sha256("\n".join(sorted(s.sample_id for s in samples)).encode()).hexdigest()[:16]
+
+
+def _rates(rankings: Sequence[Ranking]) -> dict[str, float]:
+    steps = [st for r in rankings for st in r.steps]
+    counts = Counter(st.status for st in steps)
+    n_steps = max(len(steps), 1)
+    return {
+        "steps": len(steps),
+        "invalid_rate": sum(counts[s] for s in BAD_STATUSES) / n_steps,
+        "no_answer_rate": counts["no_answer"] / n_steps,
+        "repaired_step_rate": counts["repaired"] / n_steps,
+        "repaired_ranking_rate": sum(r.repaired for r in rankings) / max(len(rankings), 1),
+        "status_counts": dict(sorted(counts.items())),
+    }
+
+
+def _cost(rankings: Sequence[Ranking]) -> dict[str, float]:
+    n = max(len(rankings), 1)
+    per_sample_seconds = np.array([sum(st.seconds for st in r.steps) for r in rankings] or [0.0])
+    return {
+        "llm_calls_per_sample": sum(len(r.steps) for r in rankings) / n,
+        "tokens_in_per_sample": sum(st.tokens_in for r in rankings for st in r.steps) / n,
+        "tokens_out_per_sample": sum(st.tokens_out for r in rankings for st in r.steps) / n,
+        "seconds_per_sample": float(per_sample_seconds.mean()),
+        "latency_p50": float(np.percentile(per_sample_seconds, 50)),
+        "latency_p95": float(np.percentile(per_sample_seconds, 95)),
+    }
+
+
+def task_report(samples: Sequence[RankingSample], rankings: Sequence[Ranking], seed: int = 0) -> dict[str, Any]:
+    done = [(s, r) for s, r in zip(samples, rankings) if r.skipped is None]
+    skipped = Counter(r.skipped.split(":")[0] for r in rankings if r.skipped)
+    report: dict[str, Any] = {
+        "n": len(done),
+        "n_skipped": sum(skipped.values()),
+        "skipped_reasons": dict(skipped),
+        "sample_ids_hash": ids_hash(samples),
+    }
+    if done:
+        ok_samples, ok_rankings = [s for s, _ in done], [r for _, r in done]
+        orders = [list(r.order) for r in ok_rankings]
+        report["metrics"] = summarise(orders, ok_samples, seed)
+        mrr = per_sample_metrics(orders, [s.relevance for s in ok_samples], ("mrr",))["mrr"]
+        report["per_sample_mrr"] = {s.sample_id: float(v) for s, v in zip(ok_samples, mrr)}
+        report["parse"] = _rates(ok_rankings)
+        report["cost"] = _cost(ok_rankings)
+    return report
+
+
+def compare_reports(ours: dict, theirs: dict) -> dict[str, Any]:
+    """Paired permutation test of per-sample MRR on the samples both runs ranked."""
+    out = {}
+    for task, mine in ours["tasks"].items():
+        other = theirs.get("tasks", {}).get(task)
+        if not other or "per_sample_mrr" not in other or "per_sample_mrr" not in mine:
+            out[task] = {"error": "task missing from the compared run"}
+            continue
+        common = sorted(set(mine["per_sample_mrr"]) & set(other["per_sample_mrr"]))
+        if not common:
+            out[task] = {"error": "no common samples"}
+            continue
+        a = [mine["per_sample_mrr"][i] for i in common]
+        b = [other["per_sample_mrr"][i] for i in common]
+        out[task] = {**paired_test(a, b), "same_suite": mine["sample_ids_hash"] == other["sample_ids_hash"],
+                     "other_mrr": float(np.mean(b)), "mrr": float(np.mean(a))}
+    return {"system": theirs.get("system", {}), "tasks": out}
+
+
+def plot_mrr(path: Path, reports: Sequence[dict]) -> None:
+    """Grouped bars of MRR per task, one colour per system, 95% CI as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(reports[0]["tasks"])
+    width = 0.8 / len(reports)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tasks) + 2), 4))
+    for k, rep in enumerate(reports):
+        means, errs = [], [[], []]
+        for t in tasks:
+            m = rep["tasks"].get(t, {}).get("metrics", {}).get("mrr", {"mean": 0.0, "ci95": [0.0, 0.0]})
+            means.append(m["mean"])
+            errs[0].append(max(m["mean"] - m["ci95"][0], 0))
+            errs[1].append(max(m["ci95"][1] - m["mean"], 0))
+        xs = np.arange(len(tasks)) + (k - (len(reports) - 1) / 2) * width
+        ax.bar(xs, means, width, yerr=errs, capsize=3, label=rep["system"].get("label", f"system {k}"))
+    ax.set_xticks(np.arange(len(tasks)), tasks, rotation=30, ha="right")
+    ax.set_ylabel("MRR (95% CI)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("MRR per task")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def evaluate(ranker, samples_by_task: dict[str, list[RankingSample]], out_dir: Path, system: dict[str, Any],
+             compare: Path | None = None, seed: int = 0, show_progress: bool = True) -> dict[str, Any]:
+    """Rank every task's samples, then write metrics.json, rankings.jsonl and the plot atomically."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    other = load_json(compare) if compare else None  # fail before any model work if it is unreadable
+    total = sum(len(v) for v in samples_by_task.values())
+    report: dict[str, Any] = {"system": system, "tasks": {}}
+    all_rankings: list[tuple[str, Ranking]] = []
+    started = time.perf_counter()
+    calls = 0
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} samples"),
+        TextColumn("{task.fields[rate]:.1f} model calls/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+        disable=not show_progress, transient=False,
+    ) as progress:
+        bar = progress.add_task("evaluate", total=total, rate=0.0)
+        for task, samples in samples_by_task.items():
+            progress.update(bar, description=f"{system.get('label', ranker.name)} · {task}")
+
+            def on_progress(n_calls: int, n_finished: int) -> None:
+                nonlocal calls
+                calls += n_calls
+                progress.update(bar, advance=n_finished, rate=calls / max(time.perf_counter() - started, 1e-9))
+
+            rankings = ranker.rank(samples, progress=on_progress)
+            report["tasks"][task] = task_report(samples, rankings, seed)
+            all_rankings.extend((task, r) for r in rankings)
+    report["wall_seconds"] = time.perf_counter() - started
+    if other is not None:
+        report["compare"] = compare_reports(report, other)
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        with open(tmp / "rankings.jsonl", "w", encoding="utf-8") as fh:
+            for task, r in all_rankings:
+                fh.write(dumps_line({"task": task, **r.to_dict()}))
+        (tmp / "metrics.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        plot_mrr(tmp / "mrr_by_task.png", [report] + ([other] if other else []))
+    return report

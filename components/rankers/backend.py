@@ -1,0 +1,133 @@
+"""LLM backends: batched generation and next-token label scores.
+
+`TransformersBackend` is the default everywhere. It left-pads batches,
+generates under `torch.inference_mode()`, stops at `</answer>`, and scores
+labels with one forward pass (the log-softmax of the last position, gathered at
+each label's token). `VLLMBackend` is used for generation when vLLM is
+installed on a CUDA machine (prefix caching on); label scores still come from
+a transformers forward pass there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens_in: int
+    tokens_out: int
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, model, tokenizer):
+        self.model, self.tok = model, tokenizer
+        self.device = next(model.parameters()).device
+        self._label_ids: dict[str, int] = {}
+
+    def _encode(self, prompts: Sequence[str]):
+        self.tok.padding_side = "left"  # generation continues from the last position of every row
+        enc = self.tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int, temperature: float = 0.0,
+                 top_p: float = 1.0, seed: int = 0) -> list[Generation]:
+        import torch
+
+        enc = self._encode(prompts)
+        kwargs = {"do_sample": temperature > 0}
+        if temperature > 0:
+            torch.manual_seed(seed)
+            kwargs.update(temperature=temperature, top_p=top_p)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc, max_new_tokens=max_new_tokens, stop_strings=[ANSWER_CLOSE], tokenizer=self.tok,
+                pad_token_id=self.tok.pad_token_id, **kwargs,
+            )
+        new = out[:, enc["input_ids"].shape[1]:]
+        tokens_in = enc["attention_mask"].sum(dim=1).tolist()
+        results = []
+        for row, n_in in zip(new, tokens_in):
+            ids = row.tolist()
+            # tokens up to and including the first end/pad token
+            end = next((i + 1 for i, t in enumerate(ids) if t in (self.tok.eos_token_id, self.tok.pad_token_id)), len(ids))
+            results.append(Generation(self.tok.decode(ids[:end], skip_special_tokens=True), int(n_in), end))
+        return results
+
+    def label_token(self, label: str) -> int:
+        """The token the model emits for `label` right after `<answer>`."""
+        if label not in self._label_ids:
+            base = self.tok(ANSWER_OPEN, add_special_tokens=False)["input_ids"]
+            ids = self.tok(ANSWER_OPEN + label, add_special_tokens=False)["input_ids"]
+            if ids[: len(base)] != base or len(ids) == len(base):
+                raise ValueError(f"label {label!r} does not tokenize as a continuation of {ANSWER_OPEN!r}")
+            self._label_ids[label] = ids[len(base)]
+        return self._label_ids[label]
+
+    def label_logprobs(self, prompts: Sequence[str], labels: Sequence[Sequence[str]]) -> list[dict[str, float]]:
+        """Log-probability of each label as the first answer token, one forward pass per batch.
+
+        Each prompt must already end with `<answer>`.
+        """
+        import torch
+
+        enc = self._encode(prompts)
+        with torch.inference_mode():
+            # only the last position's logits: the full [batch, seq, vocab] tensor would dominate time and memory
+            logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :]  # [batch, vocab]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+        out = []
+        for row, labs in zip(logp, labels):
+            tokens = [self.label_token(lab) for lab in labs]
+            if len(set(tokens)) != len(tokens):
+                raise ValueError(f"labels {list(labs)} share first tokens; fast mode needs distinct ones")
+            out.append({lab: float(row[t]) for lab, t in zip(labs, tokens)})
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tok(text, add_special_tokens=False)["input_ids"])
+
+
+class VLLMBackend(TransformersBackend):
+    """Generation through vLLM (prefix caching on); label scores via the transformers model."""
+
+    name = "vllm"
+
+    def __init__(self, model, tokenizer, model_path: str):
+        super().__init__(model, tokenizer)
+        from vllm import LLM  # noqa: PLC0415 - optional dependency
+
+        self.llm = LLM(model=model_path, enable_prefix_caching=True, dtype="bfloat16")
+
+    def generate(self, prompts, max_new_tokens, temperature=0.0, top_p=1.0, seed=0):
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                                stop=[ANSWER_CLOSE], include_stop_str_in_output=True)
+        outs = self.llm.generate(list(prompts), params, use_tqdm=False)
+        return [Generation(o.outputs[0].text, len(o.prompt_token_ids), len(o.outputs[0].token_ids)) for o in outs]
+
+
+def vllm_available() -> bool:
+    try:
+        import torch
+        import vllm  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def build_backend(model, tokenizer, model_path: str | None = None, prefer_vllm: bool = True):
+    if prefer_vllm and model_path and vllm_available():
+        log.info("using the vLLM backend (prefix caching on)")
+        return VLLMBackend(model, tokenizer, model_path)
+    return TransformersBackend(model, tokenizer)

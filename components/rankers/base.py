@@ -1,0 +1,50 @@
+"""The `Ranker` protocol and what LLM rankers share: config, skips, step traces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from components.prompts import PromptConfig
+from components.schema import Ranking, RankingSample
+
+MODES = ("reasoning", "fast")
+Progress = Callable[[int, int], None]  # (model calls done in this update, samples finished in this update)
+
+
+class Ranker(Protocol):
+    name: str
+
+    def rank(self, samples: Sequence[RankingSample], progress: Progress | None = None) -> list[Ranking]:
+        """One ranking per sample, in order; a sample that cannot be ranked gets `skipped` set."""
+        ...
+
+
+@dataclass(frozen=True)
+class LLMRankerConfig:
+    mode: str = "fast"  # "fast": one forward pass per step, label read from next-token scores
+    max_new_tokens: int = 256  # reasoning mode
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    batch_size: int = 8
+    seed: int = 0
+    repair: bool = False  # fuzzy-match answers to candidate texts (counted)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; valid modes: {list(MODES)}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+def skipped(sample: RankingSample, reason: str) -> Ranking:
+    return Ranking(sample_id=sample.sample_id, order=(), steps=(), skipped=reason)
+
+
+def batches(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

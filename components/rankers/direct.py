@@ -1,0 +1,66 @@
+"""DRanker: one generation outputs the whole ranking.
+
+- `reasoning` mode: generate, parse the ranking; candidates the answer left out
+  are appended in input order and the ranking is marked `repaired`.
+- `fast` mode: one forward pass; candidates are ordered by the next-token
+  log-probability of their label right after `<answer>` (the model's belief in
+  each being ranked first). Always valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+from components.parsing import parse_answer
+from components.prompts import PromptTooLong, build_prompt
+from components.rankers.backend import ANSWER_OPEN
+from components.rankers.base import LLMRankerConfig, Progress, batches, skipped
+from components.schema import Ranking, RankingSample, RankingStep
+
+
+class DirectRanker:
+    name = "direct"
+
+    def __init__(self, backend, config: LLMRankerConfig = LLMRankerConfig()):
+        self.backend = backend
+        self.config = config
+        reasoning = config.mode == "reasoning" and config.prompt.reasoning
+        self.prompt_cfg = dataclasses.replace(config.prompt, reasoning=reasoning)
+
+    def rank(self, samples: Sequence[RankingSample], progress: Progress | None = None) -> list[Ranking]:
+        results: dict[str, Ranking] = {}
+        todo = []
+        for s in samples:
+            if len(s.candidates) < 2:
+                results[s.sample_id] = skipped(s, "fewer than 2 candidates")
+                continue
+            try:
+                todo.append((s, build_prompt(s, "dranker", self.backend.tok, self.prompt_cfg)))
+            except PromptTooLong as err:
+                results[s.sample_id] = skipped(s, f"prompt too long: {err}")
+        if progress and results:
+            progress(0, len(results))
+        for chunk in batches(todo, self.config.batch_size):
+            started = time.perf_counter()
+            if self.config.mode == "fast":
+                scores = self.backend.label_logprobs([p.text + ANSWER_OPEN for _, p in chunk], [list(p.labels) for _, p in chunk])
+                seconds = (time.perf_counter() - started) / len(chunk)
+                for (s, p), sc in zip(chunk, scores):
+                    labels = sorted(sc, key=lambda lab: -sc[lab])
+                    step = RankingStep(p.prompt_hash, " > ".join(labels), labels, "ok", p.n_tokens + 1, 0, seconds)
+                    results[s.sample_id] = Ranking(s.sample_id, tuple(p.labels[lab] for lab in labels), (step,))
+            else:
+                gens = self.backend.generate([p.text for _, p in chunk], self.config.max_new_tokens,
+                                             self.config.temperature, self.config.top_p, self.config.seed)
+                seconds = (time.perf_counter() - started) / len(chunk)
+                for (s, p), gen in zip(chunk, gens):
+                    by_id = {c.id: c.text for c in s.candidates}
+                    parsed = parse_answer(gen.text, p.labels, "ranking", by_id, self.config.repair)
+                    order = parsed.ids + [cid for cid in s.candidate_ids if cid not in parsed.ids]
+                    step = RankingStep(p.prompt_hash, gen.text, parsed.labels, parsed.status, gen.tokens_in, gen.tokens_out, seconds)
+                    results[s.sample_id] = Ranking(s.sample_id, tuple(order), (step,), repaired=parsed.status != "ok")
+            if progress:
+                progress(len(chunk), len(chunk))
+        return [results[s.sample_id] for s in samples]

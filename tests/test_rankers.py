@@ -1,0 +1,141 @@
+"""Engine correctness with a tiny random model over the real tokenizer, and baselines on real data."""
+
+import dataclasses
+import math
+
+import pytest
+
+from components.io import read_samples
+from components.metrics import per_sample_metrics
+from components.models import load_model
+from components.prompts import PromptConfig
+from components.rankers import LLMRankerConfig, UnknownRankerError, build_ranker
+from components.rankers.backend import TransformersBackend
+from components.rankers.iterative import IterativeRanker
+from components.schema import Candidate, RankingSample
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("random:tiny", device="cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
+def p5(prepared):
+    out, _ = prepared
+    return read_samples(out / "passage-5" / "test.jsonl")
+
+
+def iterative(tiny, **cfg):
+    model, tok = tiny
+    return build_ranker("iterative", config=LLMRankerConfig(**cfg), loaded=(model, tok))
+
+
+def test_eliminated_order_reversed_is_the_ranking(tiny, p5):
+    ranking = iterative(tiny, mode="fast").rank(p5[:3])
+    for sample, r in zip(p5[:3], ranking):
+        labels = {lab: cid for lab, cid in zip("ABCDE", sample.candidate_ids)}
+        eliminated = [labels[st.parsed[0]] for st in r.steps]
+        assert len(r.steps) == len(sample.candidates) - 1
+        assert list(r.order) == [c for c in sample.candidate_ids if c not in eliminated] + eliminated[::-1]
+        assert sorted(r.order) == sorted(sample.candidate_ids)
+
+
+class ScriptedBackend(TransformersBackend):
+    """Always eliminates the first non-gold label: the gold must survive and rank first."""
+
+    def __init__(self, tok, gold_labels):
+        self.tok, self.gold_labels = tok, gold_labels
+        self._label_ids = {}
+
+    def label_logprobs(self, prompts, labels):
+        out = []
+        for labs in labels:
+            victim = next((lab for lab in labs if lab not in self.gold_labels), labs[0])
+            out.append({lab: (0.0 if lab == victim else -5.0) for lab in labs})
+        return out
+
+
+def test_gold_surviving_to_the_end_ranks_first(tiny, p5):
+    sample = p5[0]
+    gold_label = "ABCDE"[sample.candidate_ids.index(sample.gold_ids[0])]
+    ranker = IterativeRanker(ScriptedBackend(tiny[1], {gold_label}), LLMRankerConfig(mode="fast"))
+    r = ranker.rank([sample])[0]
+    assert r.order[0] == sample.gold_ids[0]
+    assert per_sample_metrics([list(r.order)], [sample.relevance], ("mrr",))["mrr"][0] == 1.0
+
+
+def test_fast_mode_is_always_valid(tiny, prepared):
+    out, _ = prepared
+    samples = read_samples(out / "passage-9" / "test.jsonl")[:4] + read_samples(out / "router-cost" / "test.jsonl")[:2]
+    for ranker in (iterative(tiny, mode="fast"), build_ranker("direct", config=LLMRankerConfig(mode="fast"), loaded=tiny)):
+        for sample, r in zip(samples, ranker.rank(samples)):
+            assert not r.repaired and r.skipped is None
+            assert sorted(r.order) == sorted(sample.candidate_ids)
+            assert all(st.status == "ok" for st in r.steps)
+
+
+def test_batched_and_one_by_one_agree_in_fast_mode(tiny, p5):
+    batched = iterative(tiny, mode="fast", batch_size=8).rank(p5[:6])
+    single = iterative(tiny, mode="fast", batch_size=1).rank(p5[:6])
+    assert [r.order for r in batched] == [r.order for r in single]
+
+
+def test_deterministic_under_a_seed(tiny, p5):
+    cfg = dict(mode="reasoning", max_new_tokens=6, temperature=1.0, seed=3, batch_size=2)
+    a = iterative(tiny, **cfg).rank(p5[:2])
+    b = iterative(tiny, **cfg).rank(p5[:2])
+    assert [r.order for r in a] == [r.order for r in b]
+    assert [st.completion for st in a[0].steps] == [st.completion for st in b[0].steps]
+
+
+def test_reasoning_mode_counts_invalid_steps(tiny, p5):
+    r = iterative(tiny, mode="reasoning", max_new_tokens=4).rank(p5[:1])[0]
+    assert len(r.steps) == 4 and sorted(r.order) == sorted(p5[0].candidate_ids)
+    assert all(st.status in ("no_answer", "invalid", "ok") for st in r.steps)
+    assert r.repaired == any(st.status != "ok" for st in r.steps)
+    assert all(st.tokens_in > 0 and st.tokens_out <= 4 for st in r.steps)
+
+
+def test_direct_reasoning_completes_missing_in_input_order(tiny, p5):
+    r = build_ranker("direct", config=LLMRankerConfig(mode="reasoning", max_new_tokens=4), loaded=tiny).rank(p5[:1])[0]
+    assert r.repaired and list(r.order) == p5[0].candidate_ids  # nothing parsed: input order
+
+
+def test_skips_are_counted_not_crashes(tiny):
+    one = RankingSample("one", "t", "custom", "q", (Candidate("a", "A"),), {"a": 1}, "g")
+    big = RankingSample("big", "t", "custom", "q", tuple(Candidate(str(i), "word " * 60) for i in range(25)), {"0": 1}, "g2")
+    ranker = iterative(tiny, mode="fast", prompt=PromptConfig(max_prompt_tokens=256))
+    r_one, r_big = ranker.rank([one, big])
+    assert r_one.skipped == "fewer than 2 candidates" and r_big.skipped.startswith("prompt too long")
+
+
+def test_unknown_ranker_lists_valid_ones():
+    with pytest.raises(UnknownRankerError, match=r"unknown ranker 'xgboost'; valid rankers: \['bm25', 'dense'"):
+        build_ranker("xgboost")
+    with pytest.raises(ValueError, match="unknown mode 'slow'"):
+        LLMRankerConfig(mode="slow")
+
+
+def test_bm25_and_dense_beat_random_on_dl19(p5):
+    def mrr(name):
+        rankings = build_ranker(name, seed=1).rank(p5)
+        return per_sample_metrics([list(r.order) for r in rankings], [s.relevance for s in p5], ("mrr",))["mrr"].mean()
+
+    chance = sum(1 / k for k in range(1, 6)) / 5
+    random_mrr, bm25_mrr, dense_mrr = mrr("random"), mrr("bm25"), mrr("dense")
+    assert bm25_mrr > random_mrr and dense_mrr > random_mrr
+    assert dense_mrr > chance + 0.1, "all-MiniLM-L6-v2 should be well above chance on DL19"
+
+
+def test_random_ranker_is_within_its_ci_of_chance(p5):
+    from components.evaluation import task_report
+
+    report = task_report(p5, build_ranker("random", seed=0).rank(p5))
+    lo, hi = report["metrics"]["mrr"]["ci95"]
+    chance = sum(1 / k for k in range(1, 6)) / 5
+    assert lo <= chance <= hi
+
+
+def test_identity_keeps_input_order(p5):
+    assert [r.order for r in build_ranker("identity").rank(p5[:3])] == [tuple(s.candidate_ids) for s in p5[:3]]
