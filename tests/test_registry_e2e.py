@@ -1,0 +1,179 @@
+"""End to end against a real `mlflow server` on 127.0.0.1: log, register, promote, load, rank, serve."""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from components.cli import app
+from components.evaluation import evaluate, load_eval_samples
+from components.rankers import LLMRankerConfig, build_ranker
+from tests.servers import BIN, MlflowServer, free_port, kill, stop, wait_http
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def evals(prepared, tmp_path_factory):
+    """The tiny model's own evaluation, and BM25's on the same suite."""
+    samples, _ = prepared
+    by_task = load_eval_samples(samples, ["passage-5"], "test", 12)
+    base = tmp_path_factory.mktemp("evals")
+    tiny = build_ranker("iterative", model="random:tiny", config=LLMRankerConfig(mode="fast"))
+    evaluate(tiny, by_task, base / "tiny", {"label": "tiny"}, show_progress=False)
+    evaluate(build_ranker("bm25"), by_task, base / "bm25", {"label": "bm25"}, show_progress=False)
+    return base
+
+
+@pytest.fixture()
+def env(server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
+    monkeypatch.setenv("R1RANKER_TRACKING_ATTEMPTS", "2")
+    monkeypatch.setenv("R1RANKER_TRACKING_BACKOFF", "0.2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # `mlflow models serve` execs `uvicorn` by name: the venv's bin must be on PATH, as in an activated venv
+    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    return {**os.environ}
+
+
+def cli(*args):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def alias_version(uri, name, alias):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(name, alias).version
+
+
+def test_register_promote_load_rank_and_serve(env, server, evals, tmp_path, prepared):
+    out = cli("register", "--model", "random:tiny", "--eval", str(evals / "tiny"), "--name", "iranker",
+              "--params", str(ROOT / "params.yaml"))
+    assert "version 1 as @challenger" in out
+    assert "PROMOTED" in cli("promote", "--name", "iranker") and alias_version(server.uri, "iranker", "champion") == "1"
+    # idempotent: the challenger already is the champion
+    assert "already the champion" in cli("promote", "--name", "iranker")
+
+    # load by alias in a fresh process and rank
+    code = ("import json, mlflow, pandas as pd; m = mlflow.pyfunc.load_model('models:/iranker@champion'); "
+            "df = pd.DataFrame([{'query': 'q', 'scenario': 'passage', 'candidates': ['a', 'b', 'c']}]); "
+            "print(json.dumps([int(x) for x in m.predict(df)['ranking'][0]]))")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(json.loads(proc.stdout.strip().splitlines()[-1])) == [0, 1, 2]
+
+    samples, _ = prepared
+    ranked = tmp_path / "ranked.jsonl"
+    proc = subprocess.run([str(BIN / "r1ranker"), "rank", "--model", "models:/iranker@champion",
+                           "--input", str(samples / "passage-5" / "test.jsonl"), "--out", str(ranked)],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in ranked.read_text().splitlines()]
+    assert len(rows) == 80 and all(len(r["ranking"]) == 5 for r in rows)
+
+    # `mlflow models serve` on loopback answers a ranking, and a 4xx for a malformed body
+    port = free_port()
+    serve = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", "models:/iranker@champion", "--env-manager",
+                              "local", "--host", "127.0.0.1", "-p", str(port)], env=env, start_new_session=True,
+                             stdout=open(tmp_path / "serve.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", 180, serve)
+
+        def post(body: bytes):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=120) as resp:
+                    return resp.status, json.loads(resp.read())
+            except urllib.error.HTTPError as err:
+                return err.code, json.loads(err.read() or b"{}")
+
+        ok = {"dataframe_records": [{"query": "how many moons does mars have", "scenario": "passage",
+                                     "candidates": ["Jupiter has many moons.", "Mars has two moons.", "The Moon."]}]}
+        status, body = post(json.dumps(ok).encode())
+        assert status == 200, body
+        assert sorted(body["predictions"][0]["ranking"]) == [0, 1, 2]
+        empty = {"dataframe_records": [{"query": "q", "scenario": "passage", "candidates": []}]}
+        status, body = post(json.dumps(empty).encode())
+        assert 400 <= status < 500 and "row 0, field 'candidates': no candidates" in body.get("message", "")
+        status, body = post(b"{not json")
+        assert 400 <= status < 500
+    finally:
+        stop(serve)
+
+
+def test_promotion_survives_a_server_killed_mid_way(env, server, evals, monkeypatch):
+    name = "iranker-kill"
+    cli("register", "--model", "random:tiny", "--eval", str(evals / "tiny"), "--name", name, "--params", str(ROOT / "params.yaml"))
+    cli("promote", "--name", name)
+    # the registry trusts the evaluation it is given: here v2 carries BM25's, which is significantly better
+    cli("register", "--model", "random:tiny", "--eval", str(evals / "bm25"), "--name", name, "--params", str(ROOT / "params.yaml"))
+    from mlflow import MlflowClient
+
+    original = MlflowClient.set_registered_model_alias
+
+    def die_first(self, model, alias, version):
+        if alias == "champion":
+            kill(server.proc)  # the server dies right before the alias would move
+        return original(self, model, alias, version)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", die_first)
+    result = runner.invoke(app, ["promote", "--name", name, "--tolerance", "1.0"])
+    assert result.exit_code == 1 and "could not move the champion alias" in result.output
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", original)
+    server.start()  # same SQLite file and artifact root
+    assert alias_version(server.uri, name, "champion") == "1"
+    assert "PROMOTED" in cli("promote", "--name", name, "--tolerance", "1.0")
+    assert alias_version(server.uri, name, "champion") == "2"
+    client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+    v2 = client.get_model_version(name, "2")
+    assert v2.tags["promotion.promote"] == "True" and v2.description.startswith("PROMOTED")
+
+
+def test_a_worse_challenger_is_refused_and_recorded_idempotently(env, server, evals):
+    name = "iranker-worse"
+    params = str(ROOT / "params.yaml")
+    cli("register", "--model", "random:tiny", "--eval", str(evals / "bm25"), "--name", name, "--params", params)
+    cli("promote", "--name", name)
+    cli("register", "--model", "random:tiny", "--eval", str(evals / "tiny"), "--name", name, "--params", params)
+    first = cli("promote", "--name", name)
+    second = cli("promote", "--name", name)
+    first, second = first.strip().splitlines()[-1], second.strip().splitlines()[-1]
+    assert "NOT PROMOTED" in first and first == second
+    assert alias_version(server.uri, name, "champion") == "1"
+
+
+def test_a_challenger_without_evaluation_is_refused(env, tmp_path):
+    empty = tmp_path / "eval"
+    empty.mkdir()
+    result = runner.invoke(app, ["register", "--model", "random:tiny", "--eval", str(empty), "--name", "nope",
+                                 "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 1 and "has no evaluation" in result.output
+
+
+def test_tracking_fails_clearly_when_the_server_is_down(monkeypatch, evals):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("R1RANKER_TRACKING_ATTEMPTS", "2")
+    monkeypatch.setenv("R1RANKER_TRACKING_BACKOFF", "0.1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    result = runner.invoke(app, ["register", "--model", "random:tiny", "--eval", str(evals / "tiny"),
+                                 "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 1 and "after 2 attempt(s)" in result.output
+    assert (evals / "tiny" / "metrics.json").exists()

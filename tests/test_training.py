@@ -1,0 +1,176 @@
+"""RL training with a tiny random model on CPU: parameters move, monitors log, resume, DDP, config errors."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from components import training
+from components.prompts import PromptConfig
+from components.training import LoraSettings, MonitorSettings, TrainConfig, TrainingConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+HEALTH_KEYS = {"health/no_signal_frac", "health/invalid_rate", "health/no_answer_rate", "health/kl"}
+
+
+def config(prepared, tmp_path, **kw):
+    samples, _ = prepared
+    base = dict(model="random:tiny", samples=str(samples), tasks=("passage-5",), output_dir=str(tmp_path / "run"),
+                max_train_samples=4, max_steps=2, batch_size=4, save_steps=1, learning_rate=1e-2,
+                prompt=PromptConfig(max_prompt_tokens=512), lora=LoraSettings(enabled=False),
+                monitor=MonitorSettings(stop_early=False))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def changed(before, folder):
+    from transformers import AutoModelForCausalLM
+
+    after = AutoModelForCausalLM.from_pretrained(folder).state_dict()
+    return [k for k in before if k in after and not torch.equal(before[k], after[k])]
+
+
+def initial_weights(cfg):
+    from components.models import load_model
+
+    model, _ = load_model(cfg.model, device="cpu", seed=cfg.seed)
+    return snapshot(model)
+
+
+def read_health(cfg):
+    return [json.loads(line) for line in (Path(cfg.output_dir) / "health.jsonl").read_text().splitlines()]
+
+
+def test_expected_reward_two_steps_change_parameters_and_log_health(prepared, tmp_path):
+    cfg = config(prepared, tmp_path)
+    before = initial_weights(cfg)
+    summary = training.train(cfg)
+    assert summary["steps"] == 2
+    assert changed(before, summary["final"]), "no trainable parameter moved"
+    health = read_health(cfg)
+    assert len(health) == 2 and HEALTH_KEYS <= set(health[0]) and "reward/expected_mean" in health[0]
+    meta = json.loads((Path(summary["final"]) / "ranker_config.json").read_text())
+    assert meta["ranker"] == "iterative" and meta["mode"] == "fast" and len(meta["template_hash"]) == 12
+
+
+@pytest.fixture(scope="module", params=["iranker", "dranker"])
+def formatted_tiny(request, prepared, tmp_path_factory):
+    """The tiny random model after a few SFT steps on `<answer>...</answer>` completions with random labels.
+
+    A random model never writes the answer format, so every completion would get the same reward, GRPO's
+    advantages would all be 0 and nothing could move; this one samples varied, parseable answers.
+    """
+    import random
+
+    from components.models import load_model
+
+    model, tok = load_model("random:tiny", device="cpu", seed=0)
+    cfg = config(prepared, tmp_path_factory.mktemp("sft"), max_train_samples=2, prompt=PromptConfig(max_prompt_tokens=512, reasoning=False))
+    cfg = dataclasses.replace(cfg, ranker=request.param, algo="grpo")
+    rows = training.build_rows(training.load_train_samples(cfg), cfg, tok)[:8]
+    rng = random.Random(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(120):
+        row = rng.choice(rows)
+        labels = row["labels"][:]
+        rng.shuffle(labels)
+        answer = labels[0] if request.param == "iranker" else " > ".join(labels)
+        prompt_ids = tok(row["prompt"], add_special_tokens=False)["input_ids"]
+        target_ids = tok(f"<answer>{answer}</answer><|im_end|>", add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt_ids + target_ids])
+        labels_t = torch.tensor([[-100] * len(prompt_ids) + target_ids])
+        loss = model(input_ids=ids, labels=labels_t).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    folder = tmp_path_factory.mktemp("formatted-tiny")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return request.param, str(folder)
+
+
+def test_grpo_two_steps_change_parameters_and_log_health(prepared, tmp_path, formatted_tiny):
+    ranker, formatted_tiny = formatted_tiny
+    cfg = config(prepared, tmp_path, ranker=ranker, algo="grpo", num_generations=4, max_completion_length=24, batch_size=8,
+                 max_train_samples=2, save_steps=10, model=formatted_tiny, temperature=1.0,
+                 prompt=PromptConfig(max_prompt_tokens=512, reasoning=False))
+    from transformers import AutoModelForCausalLM
+
+    before = snapshot(AutoModelForCausalLM.from_pretrained(formatted_tiny))
+    summary = training.train(cfg)
+    assert summary["steps"] == 2
+    assert changed(before, summary["final"])
+    health = read_health(cfg)
+    assert health and HEALTH_KEYS <= set(health[-1])
+    assert all(0.0 <= row["health/no_signal_frac"] <= 1.0 for row in health)
+    assert {"health/completion_chars", "health/think_chars"} <= set(health[-1])
+    assert any(k.startswith("rewards/format_reward") for k in health[-1])
+
+
+def test_interrupted_run_resumes_to_the_same_step_count(prepared, tmp_path):
+    full = config(prepared, tmp_path / "a", max_steps=4, save_steps=2)
+    first = config(prepared, tmp_path / "b", max_steps=2, save_steps=2)
+    training.train(first)  # "interrupted" after its checkpoint at step 2
+    resumed = training.train(config(prepared, tmp_path / "b", max_steps=4, save_steps=2), resume=True)
+    assert resumed["steps"] == 4 == training.train(full)["steps"]
+    steps = [row["step"] for row in read_health(config(prepared, tmp_path / "b"))]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_training_reads_only_the_train_split(prepared, tmp_path, monkeypatch):
+    samples, _ = prepared
+    read = []
+    original = training.read_samples
+    monkeypatch.setattr(training, "read_samples", lambda p: read.append(Path(p).name) or original(p))
+    cfg = config(prepared, tmp_path, tasks=("passage-5", "rec-movie"), max_train_samples=None)
+    from components.io import read_samples
+    from components.models import load_tokenizer
+
+    rows = training.build_rows(training.load_train_samples(cfg), cfg, load_tokenizer("random:tiny"))
+    test_ids = {s.sample_id for t in cfg.tasks for s in read_samples(samples / t / "test.jsonl")}
+    assert set(read) == {"train.jsonl"}
+    assert rows and not {r["sample_id"] for r in rows} & test_ids
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"rewards": {"bleu_reward": {}}}, "unknown reward 'bleu_reward'"),
+        ({"algo": "grpo", "batch_size": 6, "num_generations": 4}, "must be a multiple of num_generations"),
+        ({"prompt": PromptConfig(max_prompt_tokens=4090), "algo": "grpo", "num_generations": 2, "max_completion_length": 64},
+         "exceeds the context of random:tiny"),
+    ],
+)
+def test_bad_config_fails_before_any_model_loads(prepared, tmp_path, monkeypatch, overrides, message):
+    monkeypatch.setattr("components.models.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    with pytest.raises(TrainingConfigError, match=message):
+        training.train(config(prepared, tmp_path, **overrides))
+
+
+def test_unknown_config_key_is_an_error():
+    with pytest.raises(TrainingConfigError, match=r"unknown key\(s\) \['epochs'\]"):
+        training.build_train_config({"epochs": 3}, PromptConfig(), None)
+
+
+def test_two_process_cpu_accelerate_run(prepared, tmp_path):
+    samples, _ = prepared
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
+           str(ROOT / "configs/accelerate/cpu-2proc.yaml"), "-m", "components.cli", "train", "--params", str(ROOT / "params.yaml"),
+           "--algo", "grpo", "--model", "random:tiny", "--samples", str(samples), "-t", "passage-5",
+           "--max-train-samples", "2", "--max-steps", "2", "--batch-size", "2", "--num-generations", "2",
+           "--output-dir", str(out), "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 2
