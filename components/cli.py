@@ -454,7 +454,7 @@ def demo(params: ParamsOpt = Path("params.yaml"), verbose: VerboseOpt = False) -
         table.add_row(rep["system"]["label"], *cells, f"{100 * invalid:.1f}%")
     console.print(table)
     console.print(f"done in {time.perf_counter() - started:.0f}s. Outputs: artifacts/eval/demo/<system>/ "
-                  "(metrics.json, rankings.jsonl with every trace, mrr_by_task.png). Training and the registry come next.")
+                  "(metrics.json, rankings.jsonl with every trace, mrr_by_task.png). Next: r1ranker train / register / promote.")
 
 
 def _split_csv(values: Optional[list[str]]) -> list[str] | None:

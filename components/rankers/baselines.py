@@ -103,22 +103,30 @@ class DenseRanker:
         self.tok = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).to(self.device).eval()
         self.batch_size = batch_size
+        self._cache: dict[str, object] = {}  # text -> embedding: router candidates repeat in every sample
 
     def _embed(self, texts: list[str]):
         import torch
 
-        vecs = []
-        for i in range(0, len(texts), self.batch_size):
-            enc = self.tok(texts[i : i + self.batch_size], padding=True, truncation=True, max_length=256, return_tensors="pt").to(self.device)
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if len(self._cache) + len(todo) > 50_000:  # bound memory on long runs
+            self._cache.clear()
+            todo = list(dict.fromkeys(texts))
+        for i in range(0, len(todo), self.batch_size):
+            chunk = todo[i : i + self.batch_size]
+            enc = self.tok(chunk, padding=True, truncation=True, max_length=256, return_tensors="pt").to(self.device)
             with torch.inference_mode():
                 hidden = self.model(**enc).last_hidden_state  # [batch, seq, dim]
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            vecs.append(torch.nn.functional.normalize(pooled, dim=-1))
-        return torch.cat(vecs)
+            for text, vec in zip(chunk, torch.nn.functional.normalize(pooled, dim=-1)):
+                self._cache[text] = vec
+        return torch.stack([self._cache[t] for t in texts])
 
     def rank(self, samples: Sequence[RankingSample], progress: Progress | None = None) -> list[Ranking]:
         out = []
+        # embed every distinct text of the batch in large chunks first, then score per sample
+        self._embed(list(dict.fromkeys(t for s in samples for t in (s.query, *(c.text for c in s.candidates)))))
         for s in samples:
             emb = self._embed([s.query] + [c.text for c in s.candidates])
             sims = (emb[1:] @ emb[0]).tolist()
