@@ -22,6 +22,7 @@ warns and, when `stop_early`, stops the run with a message that says why.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -427,21 +428,34 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
     device = next(model.parameters()).device
     tok.padding_side = "left"
 
+    # the KL reference is the initial model: LoRA's disabled adapter, else a frozen copy taken now
+    lora = hasattr(model, "disable_adapter")
+    ref_model = None if lora or cfg.beta == 0 else copy.deepcopy(model).eval()
+
     def policy_logits(batch_rows, adapter_on: bool = True):
         enc = tok([r["prompt"] + ANSWER_OPEN for r in batch_rows], return_tensors="pt", padding=True,
                   add_special_tokens=False).to(device)
-        ctx = model.disable_adapter() if (not adapter_on and hasattr(model, "disable_adapter")) else _null()
-        with ctx:
+        if adapter_on:
             return model(**enc, logits_to_keep=1).logits[:, -1, :].float()  # [batch, vocab]
+        if lora:
+            with model.disable_adapter():
+                return model(**enc, logits_to_keep=1).logits[:, -1, :].float()
+        return ref_model(**enc, logits_to_keep=1).logits[:, -1, :].float()
 
+    ref_cache: dict[int, Any] = {}  # row index -> reference log-probs over its labels
     started = time.perf_counter()
     while step < cfg.max_steps:
         # the batch depends on (seed, step) only, so a resumed run continues with the same data
         idx = random.Random(f"{cfg.seed}:{step}").sample(range(len(rows)), min(cfg.batch_size, len(rows)))
         batch = [rows[i] for i in idx]
         logits = policy_logits(batch)
-        with torch.no_grad():
-            ref_logits = policy_logits(batch, adapter_on=False) if cfg.beta > 0 else None
+        if cfg.beta > 0:  # the reference is frozen: each row's label distribution is computed once
+            missing = [i for i in idx if i not in ref_cache]
+            if missing:
+                with torch.no_grad():
+                    ref_logits = policy_logits([rows[i] for i in missing], adapter_on=False)
+                for b, i in enumerate(missing):
+                    ref_cache[i] = torch.log_softmax(ref_logits[b, torch.tensor(label_tokens[i], device=device)], dim=-1)
         loss = torch.zeros((), device=device)
         exp_rewards, kls, ties = [], [], 0
         for b, i in enumerate(idx):
@@ -450,13 +464,12 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
             logp = torch.log_softmax(logits[b, toks], dim=-1)  # [labels]: pi restricted to remaining labels
             expected = (logp.exp() * r).sum()
             term = -expected
-            if ref_logits is not None:
-                ref_logp = torch.log_softmax(ref_logits[b, toks], dim=-1)
-                kl = (logp.exp() * (logp - ref_logp)).sum()
+            if cfg.beta > 0:
+                kl = (logp.exp() * (logp - ref_cache[i])).sum()
                 term = term + cfg.beta * kl
                 kls.append(float(kl.detach()))
             loss = loss + term / len(idx)
-            exp_rewards.append(float(expected))
+            exp_rewards.append(float(expected.detach()))
             ties += bool((r == r[0]).all())
         optimizer.zero_grad()
         loss.backward()
@@ -480,14 +493,6 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
                "seconds": time.perf_counter() - started}
     write_json(out / "summary.json", summary)
     return summary
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _save_checkpoint(model, optimizer, step: int, out: Path) -> None:

@@ -1,7 +1,5 @@
 """Prompts: chat template, stable labels, budgets with counted cuts, snapshots, IRanker steps."""
 
-import dataclasses
-import json
 from pathlib import Path
 
 import pytest

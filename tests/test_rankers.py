@@ -1,7 +1,5 @@
 """Engine correctness with a tiny random model over the real tokenizer, and baselines on real data."""
 
-import dataclasses
-import math
 
 import pytest
 
