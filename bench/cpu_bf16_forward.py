@@ -11,6 +11,8 @@ project keeps fp32 as the CPU default until agreement is checked at scale.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", default="artifacts/bench/cpu_bf16.json")
     args = ap.parse_args()
     samples = load_eval_samples(Path("artifacts/samples"), ["passage-5"], "test", args.batch)["passage-5"]
     results = {}
@@ -42,7 +45,13 @@ def main() -> None:
         results[dtype] = (seconds, enc["input_ids"].numel() / seconds, logits.argmax(-1))
         print(f"{dtype:>9}: {seconds:.2f}s per batch of {len(texts)}, {results[dtype][1]:.0f} prompt tokens/s")
     agree = (results["float32"][2] == results["bfloat16"][2]).float().mean().item()
-    print(f"bf16 / fp32 speed: {results['float32'][0] / results['bfloat16'][0]:.2f}x; argmax agreement {100 * agree:.0f}%")
+    speedup = results["float32"][0] / results["bfloat16"][0]
+    print(f"bf16 / fp32 speed: {speedup:.2f}x; argmax agreement {100 * agree:.0f}%")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"batch": len(samples), "fp32_seconds": results["float32"][0],
+                               "bf16_seconds": results["bfloat16"][0], "speedup": speedup, "argmax_agreement": agree,
+                               "cores": os.cpu_count()}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
