@@ -24,7 +24,7 @@ import json
 import random
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from components.schema import RankingSample
 
@@ -43,6 +43,10 @@ class PromptConfig:
     max_prompt_tokens: int = 1024
     min_text_tokens: int = 12  # a text is never cut below this many tokens
     system: str = "You are a careful ranking assistant. You follow the answer format exactly."
+
+    def for_mode(self, mode: str) -> "PromptConfig":
+        """The prompt a ranker mode uses: fast mode reads the label right away, so it never asks to think."""
+        return replace(self, reasoning=mode == "reasoning" and self.reasoning)
 
     def __post_init__(self) -> None:
         if self.max_prompt_tokens < 64:

@@ -171,7 +171,7 @@ def register(name: str, model_spec: str, ranker: str, mode: str, eval_dir: Path,
     report = json.loads((eval_dir / "metrics.json").read_text()) if (eval_dir / "metrics.json").exists() else None
     check_complete(report, None, f"model {model_spec}")
     cfg_prompt = PromptConfig(**prompt)
-    effective = dataclasses.replace(cfg_prompt, reasoning=mode == "reasoning" and cfg_prompt.reasoning)
+    effective = cfg_prompt.for_mode(mode)
     role = "iranker" if ranker in ("iterative", "iranker") else "dranker"
     with tempfile.TemporaryDirectory() as tmp:
         weights = save_weights(model_spec, Path(tmp) / "weights")

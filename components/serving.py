@@ -14,7 +14,6 @@ model is only ever served with the prompt it was trained and evaluated with.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,7 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         path = context.artifacts["model"]
         tok = load_tokenizer(path)
         prompt = PromptConfig(**cfg["prompt"])
-        effective = dataclasses.replace(prompt, reasoning=cfg["mode"] == "reasoning" and prompt.reasoning)
+        effective = prompt.for_mode(cfg["mode"])
         role = "iranker" if cfg["ranker"] in ("iterative", "iranker") else "dranker"
         found = template_hash(tok, role, effective)
         if found != cfg["template_hash"]:

@@ -131,7 +131,7 @@ class TrainConfig:
     @property
     def effective_prompt(self) -> PromptConfig:
         """Fast-mode training (expected reward) uses answer-only prompts, like fast evaluation."""
-        return dataclasses.replace(self.prompt, reasoning=False) if self.algo == "expected-reward" else self.prompt
+        return self.prompt.for_mode(self.eval_mode)
 
     @property
     def eval_mode(self) -> str:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -26,8 +25,7 @@ class DirectRanker:
     def __init__(self, backend, config: LLMRankerConfig = LLMRankerConfig()):
         self.backend = backend
         self.config = config
-        reasoning = config.mode == "reasoning" and config.prompt.reasoning
-        self.prompt_cfg = dataclasses.replace(config.prompt, reasoning=reasoning)
+        self.prompt_cfg = config.prompt.for_mode(config.mode)
 
     def rank(self, samples: Sequence[RankingSample], progress: Progress | None = None) -> list[Ranking]:
         results: dict[str, Ranking] = {}

@@ -16,7 +16,6 @@ ranking (the eliminated order reversed, the survivor first).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,8 +42,7 @@ class IterativeRanker:
     def __init__(self, backend, config: LLMRankerConfig = LLMRankerConfig()):
         self.backend = backend
         self.config = config
-        reasoning = config.mode == "reasoning" and config.prompt.reasoning
-        self.prompt_cfg = dataclasses.replace(config.prompt, reasoning=reasoning)
+        self.prompt_cfg = config.prompt.for_mode(config.mode)
 
     def _prompt(self, state: _State):
         return build_prompt(state.sample, "iranker", self.backend.tok, self.prompt_cfg, remaining=state.remaining)
