@@ -105,9 +105,9 @@ def task_report(samples: Sequence[RankingSample], rankings: Sequence[Ranking], s
     if done:
         ok_samples, ok_rankings = [s for s, _ in done], [r for _, r in done]
         orders = [list(r.order) for r in ok_rankings]
-        report["metrics"] = summarise(orders, ok_samples, seed)
-        mrr = per_sample_metrics(orders, [s.relevance for s in ok_samples], ("mrr",))["mrr"]
-        report["per_sample_mrr"] = {s.sample_id: float(v) for s, v in zip(ok_samples, mrr)}
+        values = per_sample_metrics(orders, [s.relevance for s in ok_samples])
+        report["metrics"] = summarise(orders, ok_samples, seed, values)
+        report["per_sample_mrr"] = {s.sample_id: float(v) for s, v in zip(ok_samples, values["mrr"])}
         report["parse"] = _rates(ok_rankings)
         report["cost"] = _cost(ok_rankings)
     return report

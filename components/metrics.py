@@ -135,9 +135,14 @@ def routing_utility(orders: Sequence[Sequence[str]], samples: Sequence[RankingSa
     }
 
 
-def summarise(orders: Sequence[Sequence[str]], samples: Sequence[RankingSample], seed: int = 0) -> dict:
-    """Mean and 95% CI of every default metric, plus routing utility for router samples."""
-    values = per_sample_metrics(orders, [s.relevance for s in samples])
+def summarise(orders: Sequence[Sequence[str]], samples: Sequence[RankingSample], seed: int = 0,
+              values: dict[str, np.ndarray] | None = None) -> dict:
+    """Mean and 95% CI of every default metric, plus routing utility for router samples.
+
+    `values` takes per-sample metrics the caller already computed, so they are not computed twice.
+    """
+    if values is None:
+        values = per_sample_metrics(orders, [s.relevance for s in samples])
     out: dict = {"n": len(samples)}
     for name, arr in values.items():
         lo, hi = bootstrap_ci(arr, seed)

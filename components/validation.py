@@ -223,7 +223,6 @@ def validate(samples_dir: Path, cfg: ValidateConfig, prepare: PrepareConfig | No
     try:
         rows = collect_rows(Path(samples_dir))
     except DataError as err:
-        failures, summary = [], []
         write_json(report_dir / "report.json", {"success": False, "error": str(err)})
         raise ValidationFailed([f"unreadable input: {err}"], report_dir / "report.json") from err
     failures, summary = run_suites(rows, cfg, prepare)

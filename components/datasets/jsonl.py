@@ -10,7 +10,6 @@ mismatch is an error, so a file is never silently relabelled.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 from components.config import TaskConfig
@@ -46,4 +45,4 @@ def load_jsonl(cfg: TaskConfig, ctx: LoadContext) -> PreparedTask:
     if not samples:
         raise DataError(f"{path}: no samples")
     assignment = split_groups([s.group for s in samples], cfg.test_groups, ctx.rng("split"))
-    return finish_task(ctx.task, [replace(s) for s in samples], assignment, cfg, ctx, Counter())
+    return finish_task(ctx.task, samples, assignment, cfg, ctx, Counter())
