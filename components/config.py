@@ -72,12 +72,17 @@ class PrepareConfig:
     history_len: int = 20
     rec_candidates: int = 20
     tasks: dict[str, TaskConfig] = field(default_factory=dict)
+    select: tuple[str, ...] = ()  # prepare only these tasks (profiles use it); empty: all of `tasks`
 
     def __post_init__(self) -> None:
         if self.history_len < 1:
             raise ConfigError(f"prepare.history_len must be >= 1, got {self.history_len}")
         if self.rec_candidates < 2:
             raise ConfigError(f"prepare.rec_candidates must be >= 2, got {self.rec_candidates}")
+        unknown = sorted(set(self.select) - set(self.tasks or {}))
+        if unknown:
+            raise ConfigError(f"prepare.select names unknown task(s) {unknown}; configured: {sorted(self.tasks or {})}")
+        object.__setattr__(self, "select", tuple(self.select))
         tasks = {}
         for name, raw in (self.tasks or {}).items():
             tasks[name] = raw if isinstance(raw, TaskConfig) else _build(TaskConfig, raw, f"prepare.tasks.{name}")
@@ -106,12 +111,52 @@ class Params:
     validate: ValidateConfig
     extra: dict[str, Any]  # sections owned by stages that have no dataclass yet
     path: Path | None = None
+    profile: str | None = None
+    resolved: dict[str, Any] = field(default_factory=dict)  # the merged mapping, as logged and materialised
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A plain section (`train`, `evaluate`, ...) as a mapping; missing sections are empty."""
+        return dict(self.extra.get(name) or {})
 
 
 KNOWN_SECTIONS = ("prepare", "validate", "prompts", "rewards", "evaluate", "train", "register", "profiles")
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def deep_merge(base: Any, overlay: Any) -> Any:
+    """Mappings merge key by key; anything else (lists included) is replaced by the overlay."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        out = dict(base)
+        for key, value in overlay.items():
+            out[key] = deep_merge(base.get(key), value) if key in base else value
+        return out
+    return overlay
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """`{"train.max_steps": 2}` sets one nested key; the section must exist in KNOWN_SECTIONS."""
+    out = raw
+    for dotted, value in (overrides or {}).items():
+        keys = str(dotted).split(".")
+        if keys[0] not in KNOWN_SECTIONS:
+            raise ConfigError(f"override {dotted!r}: unknown section {keys[0]!r}; valid: {list(KNOWN_SECTIONS)}")
+        nested: Any = value
+        for key in reversed(keys):
+            nested = {key: nested}
+        out = deep_merge(out, nested)
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key.path=value` from the command line; the value is read as YAML (numbers, lists, null)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected key.path=value, e.g. train.max_steps=2")
+    return key.strip(), yaml.safe_load(value)
+
+
+def load_params(path: str | Path = "params.yaml", profile: str | None = None,
+                overrides: dict[str, Any] | None = None) -> Params:
+    """Read params.yaml, merge the named profile (`profiles.<name>`) and dotted overrides over it, and type-check."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -124,10 +169,19 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     unknown = sorted(set(raw) - set(KNOWN_SECTIONS))
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; valid: {list(KNOWN_SECTIONS)}")
+    profiles = raw.pop("profiles", None) or {}
+    if profile:
+        if profile not in profiles:
+            raise ConfigError(f"{path}: unknown profile {profile!r}; defined: {sorted(profiles)}")
+        extra_sections = sorted(set(profiles[profile] or {}) - set(KNOWN_SECTIONS) - {"profiles"})
+        if extra_sections:
+            raise ConfigError(f"{path}: profile {profile!r} has unknown section(s) {extra_sections}")
+        raw = deep_merge(raw, profiles[profile] or {})
+    raw = apply_overrides(raw, overrides)
     try:
         prepare = _build(PrepareConfig, raw.get("prepare"), "prepare")
         validate = _build(ValidateConfig, raw.get("validate"), "validate")
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from err
     extra = {k: v for k, v in raw.items() if k not in ("prepare", "validate")}
-    return Params(prepare=prepare, validate=validate, extra=extra, path=path)
+    return Params(prepare=prepare, validate=validate, extra=extra, path=path, profile=profile, resolved=raw)

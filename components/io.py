@@ -75,6 +75,11 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+def write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as fh:
+        fh.write(text)
+
+
 def write_json(path: Path, obj: Any) -> None:
     with atomic_write(path) as fh:
         json.dump(obj, fh, ensure_ascii=False, indent=2, sort_keys=True)

@@ -52,7 +52,7 @@ def prepare(cfg: PrepareConfig, tasks: Iterable[str] | None = None, out: Path | 
             data_root: Path | None = None) -> dict[str, Any]:
     """Prepare the requested tasks (all configured ones by default); return the datacard."""
     out = Path(out or cfg.out)
-    names = select_tasks(cfg, tasks)
+    names = select_tasks(cfg, tasks or cfg.select or None)
     loaded = {}
     for name in names:
         log.info("preparing %s", name)

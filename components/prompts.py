@@ -30,6 +30,15 @@ from components.schema import RankingSample
 
 PROMPT_VERSION = "1"
 RANKERS = ("dranker", "iranker")
+ENGINES = {"iranker": "iterative", "dranker": "direct"}  # prompt role -> ranker engine (components.rankers)
+
+
+def role_of(ranker: str) -> str:
+    """The prompt role of an LLM ranker name: iterative/iranker -> iranker, direct/dranker -> dranker."""
+    for role, engine in ENGINES.items():
+        if ranker in (role, engine):
+            return role
+    raise ValueError(f"not an LLM ranker: {ranker!r}; valid: {sorted([*ENGINES, *ENGINES.values()])}")
 CUT_MARK = " …[cut]"
 
 

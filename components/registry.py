@@ -130,7 +130,7 @@ def _client():
     return MlflowClient()
 
 
-def _version_by_alias(client, name: str, alias: str):
+def version_by_alias(client, name: str, alias: str):
     from mlflow.exceptions import MlflowException
 
     try:
@@ -141,7 +141,7 @@ def _version_by_alias(client, name: str, alias: str):
         raise
 
 
-def _evaluation_of(version) -> dict | None:
+def evaluation_of(version) -> dict | None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -164,7 +164,7 @@ def register(name: str, model_spec: str, ranker: str, mode: str, eval_dir: Path,
 
     import components
     from components.models import load_tokenizer
-    from components.prompts import PromptConfig, template_hash
+    from components.prompts import PromptConfig, role_of, template_hash
     from components.serving import RankerModel, input_example, ranker_config, save_weights, signature
 
     eval_dir = Path(eval_dir)
@@ -172,7 +172,7 @@ def register(name: str, model_spec: str, ranker: str, mode: str, eval_dir: Path,
     check_complete(report, None, f"model {model_spec}")
     cfg_prompt = PromptConfig(**prompt)
     effective = cfg_prompt.for_mode(mode)
-    role = "iranker" if ranker in ("iterative", "iranker") else "dranker"
+    role = role_of(ranker)
     with tempfile.TemporaryDirectory() as tmp:
         weights = save_weights(model_spec, Path(tmp) / "weights")
         thash = template_hash(load_tokenizer(str(weights)), role, effective)
@@ -198,14 +198,14 @@ def register(name: str, model_spec: str, ranker: str, mode: str, eval_dir: Path,
 def promote(name: str, cfg: PromotionConfig = PromotionConfig()) -> Decision:
     """Compare `challenger` with `champion` and move `champion` when the rules above allow."""
     client = _client()
-    challenger = _version_by_alias(client, name, CHALLENGER)
+    challenger = version_by_alias(client, name, CHALLENGER)
     if challenger is None:
         raise PromotionRefused(f"model {name!r} has no version aliased {CHALLENGER!r}; run `r1ranker register` first")
-    champion = _version_by_alias(client, name, CHAMPION)
+    champion = version_by_alias(client, name, CHAMPION)
     if champion is not None and champion.version == challenger.version:
         return Decision(True, f"v{challenger.version} is already the champion", str(challenger.version), str(champion.version))
-    ch_report = _evaluation_of(challenger)
-    cp_report = _evaluation_of(champion) if champion is not None else None
+    ch_report = evaluation_of(challenger)
+    cp_report = evaluation_of(champion) if champion is not None else None
     if champion is not None and cp_report is None:
         raise PromotionRefused(f"champion v{champion.version} has no evaluation to compare against")
     decision = decide(ch_report, cp_report, cfg, str(challenger.version), str(champion.version) if champion else None)

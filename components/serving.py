@@ -53,7 +53,7 @@ def _invalid(message: str):
 class RankerModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from components.models import load_tokenizer, pick_device, pick_dtype
-        from components.prompts import PromptConfig, template_hash
+        from components.prompts import PromptConfig, role_of, template_hash
         from components.rankers import LLMRankerConfig, build_ranker
 
         cfg = dict(context.model_config)
@@ -62,7 +62,7 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         tok = load_tokenizer(path)
         prompt = PromptConfig(**cfg["prompt"])
         effective = prompt.for_mode(cfg["mode"])
-        role = "iranker" if cfg["ranker"] in ("iterative", "iranker") else "dranker"
+        role = role_of(cfg["ranker"])
         found = template_hash(tok, role, effective)
         if found != cfg["template_hash"]:
             raise _invalid(f"template hash {found} of the packaged tokenizer differs from the registered "

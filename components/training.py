@@ -37,6 +37,7 @@ from typing import Any
 from components.io import read_samples, write_json
 from components.parsing import completion_text, parse_answer
 from components.prompts import (
+    ENGINES,
     PromptConfig,
     build_prompt,
     expand_elimination_steps,
@@ -363,7 +364,7 @@ def save_final(model, tok, cfg: TrainConfig, out: Path, extra: dict[str, Any]) -
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     role = cfg.ranker
-    config = {"ranker": "iterative" if role == "iranker" else "direct", "mode": cfg.eval_mode,
+    config = {"ranker": ENGINES[role], "mode": cfg.eval_mode,
               "template_hash": template_hash(tok, role, cfg.effective_prompt),
               "prompt": dataclasses.asdict(cfg.prompt), "algo": cfg.algo, "base_model": cfg.model, **extra}
     with atomic_dir(out) as tmp:

@@ -1,0 +1,349 @@
+"""The pipeline's stages as plain functions: one entry point each, shared by the
+Prefect tasks (`flows/`), `r1ranker stage <name>` and `dvc repro` (`dvc.yaml`).
+
+prepare -> validate -> prompts -> train -> evaluate -> register (+ promote), and
+`champion_check` for the weekly re-evaluation. Each takes the resolved `Params`
+(params.yaml + profile + overrides), writes its outputs under `artifacts/`
+atomically, and returns a small JSON-able summary that flows turn into Prefect
+artifacts. Stages that talk to MLflow open one run each, nested under the
+pipeline's run when a parent id is given.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import statistics
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from components.config import Params
+from components.io import DataError, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+STAGES = ("prepare", "validate", "prompts", "train", "evaluate", "register")
+PROMPTS_REPORT = "artifacts/prompts/report.json"
+
+
+class ChampionRegressed(RuntimeError):
+    """The champion ranks the frozen suite significantly worse than when it was registered."""
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def train_config(params: Params):
+    from components.prompts import prompt_config
+    from components.training import build_train_config
+
+    return build_train_config(params.section("train"), prompt_config(params.extra.get("prompts")),
+                              params.extra.get("rewards"))
+
+
+def evaluate_settings(params: Params) -> dict[str, Any]:
+    ev = {"tasks": None, "limit": None, "batch_size": 8, "references": [], "out": "artifacts/eval", **params.section("evaluate")}
+    unknown = sorted(set(ev) - {"tasks", "limit", "batch_size", "references", "out"})
+    if unknown:
+        raise DataError(f"evaluate: unknown key(s) {unknown}; valid: tasks, limit, batch_size, references, out")
+    return ev
+
+
+def register_settings(params: Params) -> dict[str, Any]:
+    reg = {"name": None, "alpha": 0.05, "tolerance": 0.02, "out": "artifacts/registry", **params.section("register")}
+    unknown = sorted(set(reg) - {"name", "alpha", "tolerance", "out"})
+    if unknown:
+        raise DataError(f"register: unknown key(s) {unknown}; valid: name, alpha, tolerance, out")
+    return reg
+
+
+def trained_model(params: Params) -> Path:
+    final = Path(train_config(params).output_dir) / "final"
+    if not (final / "config.json").exists():
+        raise DataError(f"{final}: no trained model; run the train stage first (`r1ranker stage train`)")
+    return final
+
+
+# ---------------------------------------------------------------- data
+
+
+def prepare_stage(params: Params) -> dict[str, Any]:
+    from components.preparation import prepare
+
+    card = prepare(params.prepare)
+    return {"out": params.prepare.out,
+            "tasks": {t: {"train": c["train"]["samples"], "test": c["test"]["samples"]} for t, c in card.items()}}
+
+
+def validate_stage(params: Params) -> dict[str, Any]:
+    from components.validation import validate
+
+    summary = validate(Path(params.validate.samples), params.validate, params.prepare)
+    return {"batches": len(summary), "samples": sum(s["samples"] for s in summary), "report": params.validate.report}
+
+
+def prompts_stage(params: Params) -> dict[str, Any]:
+    """Build every prompt training and evaluation will use, once, and fail early if any cannot fit.
+
+    IRanker's first step shows the whole pool, so it is the longest prompt a sample produces.
+    Writes artifacts/prompts/report.json: template hash, and per task tokens and cuts.
+    """
+    from components.evaluation import load_eval_samples
+    from components.models import load_tokenizer
+    from components.prompts import PromptTooLong, build_prompt
+    from components.training import load_train_samples
+
+    cfg = train_config(params)
+    ev = evaluate_settings(params)
+    tok = load_tokenizer(cfg.model)
+    prompt = cfg.effective_prompt
+    groups: dict[str, list] = {}
+    for s in load_train_samples(cfg):
+        groups.setdefault(f"{s.task}/train", []).append(s)
+    for task, samples in load_eval_samples(Path(params.prepare.out), ev["tasks"], "test", ev["limit"]).items():
+        groups[f"{task}/test"] = samples
+    report: dict[str, Any] = {"model": cfg.model, "ranker": cfg.ranker, "mode": cfg.eval_mode,
+                              "max_prompt_tokens": prompt.max_prompt_tokens, "groups": {}}
+    too_long, hashes = [], set()
+    for name, samples in groups.items():
+        tokens, cut = [], 0
+        for s in samples:
+            try:
+                p = build_prompt(s, cfg.ranker, tok, prompt)
+            except PromptTooLong as err:
+                too_long.append(f"{name} {s.sample_id}: {err}")
+                continue
+            tokens.append(p.n_tokens)
+            cut += p.cuts > 0
+            hashes.add(p.template_hash)
+        report["groups"][name] = {"samples": len(samples), "prompt_tokens_median": statistics.median(tokens) if tokens else 0,
+                                  "prompt_tokens_max": max(tokens, default=0), "samples_cut": cut}
+    if too_long:
+        raise DataError(f"{len(too_long)} prompt(s) cannot fit prompts.max_prompt_tokens={prompt.max_prompt_tokens}; "
+                        "raise it or shorten the texts:\n" + "\n".join(too_long[:20]))
+    report["template_hash"] = sorted(hashes)[0] if hashes else None
+    write_json(Path(PROMPTS_REPORT), report)
+    return report
+
+
+# ---------------------------------------------------------------- train
+
+
+def train_stage(params: Params, parent_run_id: str | None = None,
+                progress: Callable[[int, int, dict], None] | None = None) -> dict[str, Any]:
+    from components.tracking import stage_run
+    from components.training import train
+
+    cfg = train_config(params)  # a bad config fails here, before any model loads
+    config = {"train": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "prompt"},
+              "prompts": dataclasses.asdict(cfg.prompt), "profile": params.profile}
+    with stage_run("train", config=config, parent_run_id=parent_run_id) as run:
+        summary = train(cfg, progress=progress)
+        curves = write_curves(Path(cfg.output_dir))
+        import mlflow
+
+        from components.tracking import with_retries
+
+        with_retries(lambda: mlflow.log_artifact(str(curves), "training"), "upload the reward curves")
+        summary["mlflow_run_id"] = run.info.run_id
+    return summary
+
+
+def write_curves(out: Path) -> Path:
+    """health.jsonl -> curves.csv (DVC plots) and reward_curve.png (people)."""
+    rows = [json.loads(line) for line in (out / "health.jsonl").read_text().splitlines() if line.strip()]
+    fields = ["step"] + sorted({k for r in rows for k in r} - {"step"})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: r.get(k, "") for k in fields})
+    write_text(out / "curves.csv", buf.getvalue())
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    key = "reward/expected_mean" if any("reward/expected_mean" in r for r in rows) else "reward"
+    ax.plot([r["step"] for r in rows], [r.get(key, float("nan")) for r in rows], marker="o")
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.set_title("training reward")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with tempfile.NamedTemporaryFile(suffix=".png", dir=out, delete=False) as tmp:
+        fig.savefig(tmp.name, dpi=110)
+    plt.close(fig)
+    Path(tmp.name).replace(out / "reward_curve.png")
+    return out / "curves.csv"
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
+    """The trained model and the references on the frozen suite; summary.json (DVC metrics), mrr_by_task.csv (plots)."""
+    from components.evaluation import evaluate, load_eval_samples
+    from components.prompts import ENGINES
+    from components.rankers import LLMRankerConfig, build_ranker
+    from components.tracking import flat_metrics, log_evaluation, stage_run, with_retries
+
+    cfg = train_config(params)
+    ev = evaluate_settings(params)
+    final = trained_model(params)
+    out = Path(ev["out"])
+    by_task = load_eval_samples(Path(params.prepare.out), ev["tasks"], "test", ev["limit"])
+    engine = ENGINES[cfg.ranker]
+    llm_cfg = LLMRankerConfig(mode=cfg.eval_mode, max_new_tokens=cfg.max_completion_length,
+                              batch_size=ev["batch_size"], prompt=cfg.prompt, seed=cfg.seed)
+    info = {"split": "test", "limit": ev["limit"]}
+    reports = {}
+    for ref in ev["references"]:
+        if ref == "base":
+            ranker = build_ranker(engine, model=cfg.model, config=llm_cfg, seed=cfg.seed)
+            system = {"label": "base", "ranker": engine, "mode": cfg.eval_mode, "model": cfg.model, **info}
+        else:
+            ranker = build_ranker(ref, config=llm_cfg, seed=cfg.seed)
+            system = {"label": ref, "ranker": ref, "mode": None, "model": None, **info}
+        reports[ref] = evaluate(ranker, by_task, out / ref, system, seed=cfg.seed)
+    compare = out / "base" / "metrics.json" if "base" in ev["references"] else None
+    ranker = build_ranker(engine, model=str(final), config=llm_cfg, seed=cfg.seed)
+    system = {"label": "candidate", "ranker": engine, "mode": cfg.eval_mode, "model": str(final), **info}
+    reports["candidate"] = evaluate(ranker, by_task, out / "candidate", system, compare=compare, seed=cfg.seed)
+
+    summary = summarise_reports(reports)
+    write_json(out / "summary.json", summary)
+    rows = [{"system": name, "task": task, "mrr": rep["tasks"][task]["metrics"]["mrr"]["mean"]}
+            for name, rep in reports.items() for task in rep["tasks"] if rep["tasks"][task].get("metrics")]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["system", "task", "mrr"])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out / "mrr_by_task.csv", buf.getvalue())
+    config = {"evaluate": ev, "model": str(final), "mode": cfg.eval_mode, "profile": params.profile}
+    with stage_run("evaluate", config=config, parent_run_id=parent_run_id) as run:
+        import mlflow
+
+        log_evaluation(out / "candidate")
+        refs = {f"reference.{name}.{k}": v for name, rep in reports.items() if name != "candidate"
+                for k, v in flat_metrics(rep).items() if k.endswith(".mrr") or k == "mean_mrr"}
+        if refs:
+            with_retries(lambda: mlflow.log_metrics(refs), "log reference metrics")
+        summary["mlflow_run_id"] = run.info.run_id
+    return summary
+
+
+def summarise_reports(reports: dict[str, dict]) -> dict[str, Any]:
+    """Flat numbers per system and task: what `dvc metrics show` prints and the results table shows."""
+    out: dict[str, Any] = {}
+    for name, rep in reports.items():
+        entry: dict[str, Any] = {}
+        for task, t in rep["tasks"].items():
+            m = t.get("metrics") or {}
+            entry[task] = {"n": t["n"], "skipped": t["n_skipped"],
+                           "mrr": round(m["mrr"]["mean"], 4) if m else None,
+                           "mrr_ci95": [round(x, 4) for x in m["mrr"]["ci95"]] if m else None,
+                           "ndcg@10": round(m["ndcg@10"]["mean"], 4) if m else None,
+                           "invalid_rate": round(t.get("parse", {}).get("invalid_rate", 0.0), 4),
+                           "no_answer_rate": round(t.get("parse", {}).get("no_answer_rate", 0.0), 4)}
+        mrrs = [e["mrr"] for e in entry.values() if e["mrr"] is not None]
+        entry["mean_mrr"] = round(sum(mrrs) / len(mrrs), 4) if mrrs else None
+        for task, c in (rep.get("compare") or {}).get("tasks", {}).items():
+            if "p_value" in c:
+                entry[task]["vs_base"] = {"diff": round(c["mean_diff"], 4), "p_value": round(c["p_value"], 4)}
+        out[name] = entry
+    return out
+
+
+# ---------------------------------------------------------------- register
+
+
+def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
+    """Register the trained model with its evaluation as @challenger, then promote by the rules in registry.py."""
+    from components.prompts import ENGINES
+    from components.registry import PromotionConfig, decision_dict, promote, register
+    from components.tracking import stage_run, tracking_uri
+
+    cfg = train_config(params)
+    reg = register_settings(params)
+    ev = evaluate_settings(params)
+    final = trained_model(params)
+    name = reg["name"] or cfg.ranker
+    eval_dir = Path(ev["out"]) / "candidate"
+    promotion = PromotionConfig(alpha=reg["alpha"], tolerance=reg["tolerance"])
+    config = {"name": name, "model": str(final), "mode": cfg.eval_mode, "register": reg, "profile": params.profile}
+    with stage_run("register", config=config, parent_run_id=parent_run_id) as run:
+        version = register(name, str(final), ENGINES[cfg.ranker], cfg.eval_mode, eval_dir,
+                           dataclasses.asdict(cfg.prompt), tags={"profile": str(params.profile)})
+        decision = promote(name, promotion)
+        run_id = run.info.run_id
+    result = {"name": name, "version": version, **decision_dict(decision), "mlflow_run_id": run_id,
+              "tracking_uri": tracking_uri(), "model_uri": f"models:/{name}/{version}"}
+    write_json(Path(reg["out"]) / "decision.json", result)
+    return result
+
+
+def promote_only(params: Params, name: str | None = None) -> dict[str, Any]:
+    """`r1ranker-promote`: re-decide the current challenger against the champion (no new version)."""
+    from components.registry import PromotionConfig, decision_dict, promote
+    from components.tracking import configure
+
+    reg = register_settings(params)
+    name = name or reg["name"] or train_config(params).ranker
+    configure()
+    decision = promote(name, PromotionConfig(alpha=reg["alpha"], tolerance=reg["tolerance"]))
+    return {"name": name, **decision_dict(decision)}
+
+
+# ---------------------------------------------------------------- champion check
+
+
+def champion_check(params: Params, name: str | None = None) -> dict[str, Any]:
+    """Re-evaluate `models:/<name>@champion` on its frozen suite; raise ChampionRegressed on a significant drop."""
+    import mlflow
+
+    from components.evaluation import evaluate, ids_hash, load_eval_samples
+    from components.registry import CHAMPION, PromotionRefused, _client, evaluation_of, version_by_alias
+    from components.tracking import configure
+
+    reg = register_settings(params)
+    name = name or reg["name"] or train_config(params).ranker
+    configure()
+    version = version_by_alias(_client(), name, CHAMPION)
+    if version is None:
+        raise PromotionRefused(f"model {name!r} has no @{CHAMPION}; run the pipeline (or `r1ranker promote`) first")
+    stored = evaluation_of(version)
+    if stored is None:
+        raise PromotionRefused(f"{name} v{version.version} has no stored evaluation to compare against")
+    system = stored["system"]
+    by_task = load_eval_samples(Path(params.prepare.out), list(stored["tasks"]), system.get("split", "test"), system.get("limit"))
+    for task, samples in by_task.items():
+        if ids_hash(samples) != stored["tasks"][task]["sample_ids_hash"]:
+            raise DataError(f"{task}: the prepared test samples differ from the champion's frozen suite "
+                            f"(ids hash {ids_hash(samples)} vs {stored['tasks'][task]['sample_ids_hash']}); "
+                            "re-prepare with the params it was evaluated on")
+    ranker = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model().ranker
+    out = Path(evaluate_settings(params)["out"]) / "champion"
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Path(tmp) / "registered.json"
+        reference.write_text(json.dumps(stored))
+        report = evaluate(ranker, by_task, out, {**system, "label": f"{name}@{CHAMPION} (v{version.version})"},
+                          compare=reference)
+    tasks = {}
+    regressions = []
+    for task, c in report["compare"]["tasks"].items():
+        tasks[task] = {k: c.get(k) for k in ("mrr", "other_mrr", "mean_diff", "p_value", "n")}
+        if "p_value" in c and c["mean_diff"] < -reg["tolerance"] and c["p_value"] < reg["alpha"]:
+            regressions.append(f"{task}: MRR {c['mrr']:.4f} vs {c['other_mrr']:.4f} at registration "
+                               f"(p = {c['p_value']:.4f})")
+    result = {"name": name, "version": str(version.version), "tasks": tasks, "regressions": regressions}
+    write_json(out / "check.json", result)
+    if regressions:
+        raise ChampionRegressed(f"{name} v{version.version} regressed on the frozen suite: " + "; ".join(regressions))
+    return result
