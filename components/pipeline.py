@@ -83,7 +83,8 @@ def prepare_stage(params: Params) -> dict[str, Any]:
 def validate_stage(params: Params) -> dict[str, Any]:
     from components.validation import validate
 
-    summary = validate(Path(params.validate.samples), params.validate, params.prepare)
+    # a profile that prepares some tasks validates those; older files of other tasks are not its business
+    summary = validate(Path(params.validate.samples), params.validate, params.prepare, tasks=params.prepare.select)
     return {"batches": len(summary), "samples": sum(s["samples"] for s in summary), "report": params.validate.report}
 
 
@@ -335,15 +336,22 @@ def champion_check(params: Params, name: str | None = None) -> dict[str, Any]:
         reference.write_text(json.dumps(stored))
         report = evaluate(ranker, by_task, out, {**system, "label": f"{name}@{CHAMPION} (v{version.version})"},
                           compare=reference)
-    tasks = {}
-    regressions = []
-    for task, c in report["compare"]["tasks"].items():
-        tasks[task] = {k: c.get(k) for k in ("mrr", "other_mrr", "mean_diff", "p_value", "n")}
-        if "p_value" in c and c["mean_diff"] < -reg["tolerance"] and c["p_value"] < reg["alpha"]:
-            regressions.append(f"{task}: MRR {c['mrr']:.4f} vs {c['other_mrr']:.4f} at registration "
-                               f"(p = {c['p_value']:.4f})")
-    result = {"name": name, "version": str(version.version), "tasks": tasks, "regressions": regressions}
+    compared = report["compare"]["tasks"]
+    tasks = {task: {k: c.get(k) for k in ("mrr", "other_mrr", "mean_diff", "p_value", "n")} for task, c in compared.items()}
+    found = regressions(compared, reg["alpha"], reg["tolerance"])
+    result = {"name": name, "version": str(version.version), "tasks": tasks, "regressions": found}
     write_json(out / "check.json", result)
-    if regressions:
-        raise ChampionRegressed(f"{name} v{version.version} regressed on the frozen suite: " + "; ".join(regressions))
+    if found:
+        raise ChampionRegressed(f"{name} v{version.version} regressed on the frozen suite: " + "; ".join(found))
     return result
+
+
+def regressions(compared: dict[str, dict], alpha: float, tolerance: float) -> list[str]:
+    """Tasks whose MRR fell by more than `tolerance` with a paired test at p < alpha (or that could not be compared)."""
+    found = []
+    for task, c in compared.items():
+        if "p_value" not in c:
+            found.append(f"{task}: {c.get('error', 'not comparable')}")
+        elif c["mean_diff"] < -tolerance and c["p_value"] < alpha:
+            found.append(f"{task}: MRR {c['mrr']:.4f} vs {c['other_mrr']:.4f} at registration (p = {c['p_value']:.4f})")
+    return found

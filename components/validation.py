@@ -88,13 +88,17 @@ def _summarise(obj: dict[str, Any], split: str, fallback_id: str) -> dict[str, A
     }
 
 
-def collect_rows(samples_dir: Path) -> list[dict[str, Any]]:
-    """Summaries of every record in every `*.jsonl` under `samples_dir`.
+def collect_rows(samples_dir: Path, tasks: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Summaries of every record in every `*.jsonl` under `samples_dir` (or its `<task>/` folders only).
 
     The split is the file's stem when it is a known split name (train/test),
     otherwise the file's relative path, so any folder of contract files works.
     """
-    files = sorted(Path(samples_dir).rglob("*.jsonl"))
+    roots = [Path(samples_dir) / t for t in tasks] or [Path(samples_dir)]
+    missing = [str(r) for r in roots if not r.is_dir()]
+    if missing:
+        raise DataError(f"no prepared samples in {missing}; run `r1ranker prepare` first")
+    files = sorted(f for r in roots for f in r.rglob("*.jsonl"))
     if not files:
         raise DataError(f"{samples_dir}: no .jsonl files found; run `r1ranker prepare` first or pass --samples")
     rows = []
@@ -217,11 +221,11 @@ def _write_html(path: Path, summary: list[dict[str, Any]], failures: list[Failur
 
 
 def validate(samples_dir: Path, cfg: ValidateConfig, prepare: PrepareConfig | None = None,
-             report_dir: Path | None = None) -> list[dict[str, Any]]:
-    """Validate every sample file under `samples_dir`; raise `ValidationFailed` on any failure."""
+             report_dir: Path | None = None, tasks: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Validate every sample file under `samples_dir` (only `tasks` when given); raise `ValidationFailed` on any failure."""
     report_dir = Path(report_dir or cfg.report)
     try:
-        rows = collect_rows(Path(samples_dir))
+        rows = collect_rows(Path(samples_dir), tuple(tasks))
     except DataError as err:
         write_json(report_dir / "report.json", {"success": False, "error": str(err)})
         raise ValidationFailed([f"unreadable input: {err}"], report_dir / "report.json") from err

@@ -19,10 +19,22 @@ from prefect.artifacts import create_markdown_artifact
 from components.config import Params, load_params
 
 
+def run_logger():
+    """The flow/task run logger (shown in the Prefect UI), or a plain logger when a task is called via `.fn`."""
+    import logging
+
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("r1ranker.flows")
+
+
 def resolve_config(config: str, profile: str | None, overrides: dict[str, Any] | None) -> Params:
     """Load params.yaml + profile + overrides and log the result, so every run says what it ran with."""
     params = load_params(config, profile, overrides)
-    get_run_logger().info("resolved config (%s, profile %s, overrides %s):\n%s", config, profile,
+    run_logger().info("resolved config (%s, profile %s, overrides %s):\n%s", config, profile,
                           json.dumps(overrides or {}), yaml.safe_dump(params.resolved, sort_keys=False))
     return params
 

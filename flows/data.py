@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
 from components.config import Params
 from components.pipeline import prepare_stage, prompts_stage, validate_stage
-from flows.common import markdown_table, publish, resolve_config, retry_on
+from flows.common import markdown_table, publish, resolve_config, run_logger, retry_on
 
 SOURCES = ("components/datasets", "components/preparation.py", "components/schema.py", "components/io.py")
 
@@ -74,7 +74,7 @@ def validate(params: Params) -> dict[str, Any]:
     try:
         return validate_stage(params)
     except ValidationFailed as err:
-        logger = get_run_logger()
+        logger = run_logger()
         logger.error("validation failed: %d expectation(s); report %s/report.html", len(err.failures), err.report)
         for line in err.failures:
             logger.error("  %s", line)
@@ -98,7 +98,7 @@ def data_flow(config: str = "params.yaml", profile: str | None = None, overrides
         pull: run `dvc pull` first (off when data/ is managed elsewhere).
     """
     params = resolve_config(config, profile, overrides)
-    logger = get_run_logger()
+    logger = run_logger()
     if pull:
         try:
             logger.info("dvc pull: %s", pull_data())

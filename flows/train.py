@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 
 from components.config import Params
 from components.pipeline import train_stage
-from flows.common import markdown_table, publish, resolve_config
+from flows.common import markdown_table, publish, resolve_config, run_logger
 
 
 @task(name="train")  # not retried: a crash mid-training is resumed with `r1ranker train --resume`, not replayed
 def train(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
-    logger = get_run_logger()
+    logger = run_logger()
 
     def progress(step: int, total: int, metrics: dict) -> None:
         logger.info("step %d/%d: expected reward %.3f, no-signal %.0f%%, %.1fs/step", step, total,

@@ -1,0 +1,51 @@
+"""Profiles and overrides over params.yaml: what every flow and `r1ranker stage` resolves."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import ConfigError, apply_overrides, deep_merge, load_params, parse_override
+from tests.conftest import ROOT
+
+
+def test_profile_merges_mappings_and_replaces_lists():
+    base = load_params(ROOT / "params.yaml")
+    tiny = load_params(ROOT / "params.yaml", "tiny")
+    assert tiny.section("train")["model"] == "random:tiny"
+    assert tiny.section("train")["algo"] == base.section("train")["algo"]  # untouched keys survive the merge
+    assert tiny.section("evaluate")["tasks"] == ["passage-5"]  # lists are replaced, not appended
+    assert tiny.prepare.select == ("passage-5",)
+    assert set(tiny.prepare.tasks) == set(base.prepare.tasks)
+    assert "profiles" not in tiny.resolved and tiny.profile == "tiny"
+
+
+def test_unknown_profile_names_the_defined_ones():
+    with pytest.raises(ConfigError, match=r"unknown profile 'nightly'.*'demo'.*'tiny'"):
+        load_params(ROOT / "params.yaml", "nightly")
+
+
+def test_overrides_set_nested_keys_and_reject_unknown_sections():
+    params = load_params(ROOT / "params.yaml", "tiny", {"train.max_steps": 3, "register.alpha": 0.01})
+    assert params.section("train")["max_steps"] == 3 and params.section("register")["alpha"] == 0.01
+    with pytest.raises(ConfigError, match="unknown section 'trian'"):
+        load_params(ROOT / "params.yaml", None, {"trian.max_steps": 3})
+
+
+def test_select_must_name_configured_tasks():
+    with pytest.raises(ConfigError, match=r"prepare.select names unknown task\(s\) \['passage-11'\]"):
+        load_params(ROOT / "params.yaml", None, {"prepare.select": ["passage-11"]})
+
+
+def test_parse_override_reads_yaml_values():
+    assert parse_override("train.max_steps=2") == ("train.max_steps", 2)
+    assert parse_override("evaluate.tasks=[a, b]") == ("evaluate.tasks", ["a", "b"])
+    assert parse_override("train.lora.top_layers=null") == ("train.lora.top_layers", None)
+    with pytest.raises(ConfigError, match="expected key.path=value"):
+        parse_override("train.max_steps")
+
+
+def test_deep_merge_and_apply_overrides_do_not_mutate_inputs():
+    base = {"a": {"b": 1, "c": [1, 2]}}
+    merged = deep_merge(base, {"a": {"c": [3]}})
+    assert merged == {"a": {"b": 1, "c": [3]}} and base == {"a": {"b": 1, "c": [1, 2]}}
+    assert apply_overrides({"train": {"x": 1}}, {"train.y.z": 2}) == {"train": {"x": 1, "y": {"z": 2}}}
