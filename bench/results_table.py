@@ -72,6 +72,32 @@ def throughput_section(path: Path) -> list[str]:
     return lines
 
 
+def training_section(path: Path) -> list[str]:
+    if not path.exists():
+        return ["_Run `python bench/train_iranker.py` to fill this section._"]
+    r = json.loads(path.read_text())
+    st = r["settings"]
+    lines = [
+        f"Command: `{r['command']}` on {r['machine']}. Fast-mode IRanker, exact expected-reward gradient, "
+        f"LoRA r={st['lora_r']} on the top {st['top_layers']} layers, lr {st['learning_rate']}, batch {st['batch_size']}, "
+        f"KL weight {st['beta']}, prompts cut to {st['max_prompt_tokens']} tokens, up to {st['max_train_samples']} train "
+        f"samples per task of {', '.join(r['train_tasks'])}.",
+        "",
+        f"{r['steps']} steps in {r['train_seconds'] / 60:.1f} minutes ({r['seconds_per_step']:.1f} s/step, "
+        f"{r['tokens_per_second'] or 0:.0f} prompt tokens/s); expected reward {r['reward_first']:.3f} at step 1, "
+        f"{r['reward_last10']:.3f} over the last 10 steps. Reward curve: `{r['curve']}`. Evaluation in "
+        f"{st['eval_dtype'] or 'float32'}, first {st['eval_limit']} test samples per task, base and trained on the same samples.",
+        "",
+        "| task | n | base MRR x 100 (95% CI) | trained MRR x 100 (95% CI) | diff | paired p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, t in r["tasks"].items():
+        lines.append(f"| {task} | {t['n']} | {100 * t['base_mrr']:.1f} [{100 * t['base_ci95'][0]:.1f}–{100 * t['base_ci95'][1]:.1f}] "
+                     f"| {100 * t['trained_mrr']:.1f} [{100 * t['trained_ci95'][0]:.1f}–{100 * t['trained_ci95'][1]:.1f}] "
+                     f"| {100 * t['diff']:+.1f} | {t['p_value']:.4f} |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval-dir", default="artifacts/eval/results")
@@ -122,6 +148,8 @@ def main() -> None:
         lines += ["", f"`python bench/cpu_bf16_forward.py --batch {b['batch']}` on {b['cores']} cores: one batch of "
                   f"{b['batch']} fast-mode prompts takes {b['fp32_seconds']:.1f} s in fp32 and {b['bf16_seconds']:.1f} s "
                   f"in bf16 ({b['speedup']:.1f}x), next-token argmax agreement {100 * b['argmax_agreement']:.0f}%."]
+    lines += ["", "## RL training: base vs trained IRanker (held-out test)", ""]
+    lines += training_section(Path(args.throughput).with_name("train_iranker.json"))
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

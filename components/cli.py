@@ -274,6 +274,7 @@ def train(
     model: Annotated[Optional[str], typer.Option(help="Base model spec (default: train.model).")] = None,
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Train tasks (default: train.tasks).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Wall-clock budget in seconds (stops after the step that crosses it).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Prompts per step.")] = None,
     num_generations: Annotated[Optional[int], typer.Option(help="GRPO group size.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
@@ -297,7 +298,7 @@ def train(
         cfg = build_train_config(  # TrainingConfigError (a ValueError) fails here, before any model loads
             cfg_all.extra.get("train"), prompt_config(cfg_all.extra.get("prompts")), cfg_all.extra.get("rewards"),
             ranker=ranker, algo=algo, model=model, tasks=tuple(_split_csv(tasks)) if tasks else None,
-            max_steps=max_steps, batch_size=batch_size, num_generations=num_generations,
+            max_steps=max_steps, max_seconds=max_seconds, batch_size=batch_size, num_generations=num_generations,
             learning_rate=learning_rate, output_dir=output_dir, max_train_samples=max_train_samples,
             samples=samples, device=device,
         )

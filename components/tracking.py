@@ -50,8 +50,16 @@ def configure(root: Path = Path(".")) -> str:
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
     uri = tracking_uri(root)
+    # MLflow also exports these into os.environ; undo that, or the first project's store would stick to
+    # this process (tracking_uri() reads the variable) and leak into every subprocess it starts
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     return uri
 
 

@@ -86,6 +86,7 @@ class TrainConfig:
     output_dir: str = "artifacts/train/iranker"
     max_train_samples: int | None = None  # per task, before IRanker expansion
     max_steps: int = 50
+    max_seconds: float | None = None  # wall-clock budget: stop (checkpoint + final model) after the step that crosses it
     batch_size: int = 8  # prompts per optimizer step
     num_generations: int = 4  # GRPO group size
     max_completion_length: int = 128
@@ -114,6 +115,8 @@ class TrainConfig:
                 f"batch_size ({self.batch_size}) must be a multiple of num_generations ({self.num_generations}): "
                 f"GRPO scores each prompt's group together; try batch_size={self.num_generations * max(1, self.batch_size // self.num_generations)}"
             )
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise TrainingConfigError(f"max_seconds must be > 0 or null (no budget), got {self.max_seconds}")
         if self.max_steps < 1 or self.save_steps < 1:
             raise TrainingConfigError("max_steps and save_steps must be >= 1")
         if self.learning_rate <= 0:
@@ -433,9 +436,13 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
     lora = hasattr(model, "disable_adapter")
     ref_model = None if lora or cfg.beta == 0 else copy.deepcopy(model).eval()
 
+    tokens_seen = 0  # prompt tokens through the model (policy and reference), for tokens/s
+
     def policy_logits(batch_rows, adapter_on: bool = True):
+        nonlocal tokens_seen
         enc = tok([r["prompt"] + ANSWER_OPEN for r in batch_rows], return_tensors="pt", padding=True,
                   add_special_tokens=False).to(device)
+        tokens_seen += int(enc["attention_mask"].sum())
         if adapter_on:
             return model(**enc, logits_to_keep=1).logits[:, -1, :].float()  # [batch, vocab]
         if lora:
@@ -445,6 +452,7 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
 
     ref_cache: dict[int, Any] = {}  # row index -> reference log-probs over its labels
     started = time.perf_counter()
+    budget_spent = False
     while step < cfg.max_steps:
         # the batch depends on (seed, step) only, so a resumed run continues with the same data
         idx = random.Random(f"{cfg.seed}:{step}").sample(range(len(rows)), min(cfg.batch_size, len(rows)))
@@ -480,9 +488,13 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
                    "reward/expected_std": float(torch.tensor(exp_rewards).std()) if len(exp_rewards) > 1 else 0.0,
                    "health/no_signal_frac": ties / len(idx), "health/invalid_rate": 0.0, "health/no_answer_rate": 0.0,
                    "health/kl": sum(kls) / len(kls) if kls else 0.0,
-                   "seconds_per_step": (time.perf_counter() - started) / step}
+                   "seconds_per_step": (time.perf_counter() - started) / step,
+                   "tokens_per_second": tokens_seen / max(time.perf_counter() - started, 1e-9)}
         log_to_mlflow(metrics, step)
         stop = monitor.update(step, metrics)
+        if cfg.max_seconds and time.perf_counter() - started >= cfg.max_seconds and not stop:
+            log.info("step %d: wall-clock budget of %.0fs spent; stopping", step, cfg.max_seconds)
+            stop, budget_spent = True, True
         if progress:
             progress(step, cfg.max_steps, metrics)
         if step % cfg.save_steps == 0 or step == cfg.max_steps or stop:
@@ -491,7 +503,7 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
             break
     final = save_final(model, tok, cfg, out / "final", {"steps": step})
     summary = {"steps": step, "final": str(final), "stopped_early": monitor.stop_reason, "rows": len(rows),
-               "seconds": time.perf_counter() - started}
+               "seconds": time.perf_counter() - started, "budget_spent": budget_spent}
     write_json(out / "summary.json", summary)
     return summary
 
@@ -550,6 +562,11 @@ def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             if monitor.update(state.global_step, metrics):
                 control.should_training_stop = True
 
+        def on_step_end(self, args, state, control, **kwargs):
+            if cfg.max_seconds and time.perf_counter() - started >= cfg.max_seconds:
+                log.info("step %d: wall-clock budget of %.0fs spent; stopping", state.global_step, cfg.max_seconds)
+                control.should_training_stop = True
+
     args = GRPOConfig(
         output_dir=str(out), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
@@ -566,7 +583,7 @@ def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     trainer = GRPOTrainer(model=model, reward_funcs=[*fns, probe], args=args, train_dataset=dataset,
                           processing_class=tok, peft_config=peft_config, callbacks=[Health()])
     last = _checkpoints(out)[-1] if resume and _checkpoints(out) else None
-    started = time.perf_counter()
+    started = time.perf_counter()  # read by Health.on_step_end for the wall-clock budget
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     steps = trainer.state.global_step
     final = save_final(trainer.model, tok, cfg, out / "final", {"steps": steps})

