@@ -59,8 +59,11 @@ class BM25Ranker:
     name = "bm25"
 
     def rank(self, samples: Sequence[RankingSample], progress: Progress | None = None) -> list[Ranking]:
+        import logging
+
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # one debug line per tiny index otherwise
         out = []
         for s in samples:
             retriever = bm25s.BM25()
