@@ -540,7 +540,7 @@ def demo(params: ParamsOpt = Path("params.yaml")) -> None:
 
     cfg = _load(params, "demo", None)
     ev, tr = cfg.section("evaluate"), cfg.section("train")
-    console.rule("r1-ranker demo: about 15 minutes on 2 CPU cores (at most 30)")
+    console.rule("r1-ranker demo: about 10 minutes on 2 CPU cores (at most 30)")
     console.print(f"The Prefect `pipeline` flow, profile `demo`: pull data (DVC) -> prepare -> validate (Great Expectations) "
                   f"-> build prompts -> train SmolLM2-135M as an IRanker ({tr.get('algo')}, {tr.get('max_steps')} steps on "
                   f"{', '.join(tr.get('tasks', []))}) -> evaluate it and {', '.join(ev.get('references', []))} on "

@@ -484,7 +484,7 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
         loss.backward()
         optimizer.step()
         step += 1
-        metrics = {"loss": float(loss), "reward/expected_mean": sum(exp_rewards) / len(exp_rewards),
+        metrics = {"loss": float(loss.detach()), "reward/expected_mean": sum(exp_rewards) / len(exp_rewards),
                    "reward/expected_std": float(torch.tensor(exp_rewards).std()) if len(exp_rewards) > 1 else 0.0,
                    "health/no_signal_frac": ties / len(idx), "health/invalid_rate": 0.0, "health/no_answer_rate": 0.0,
                    "health/kl": sum(kls) / len(kls) if kls else 0.0,

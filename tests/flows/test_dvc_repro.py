@@ -37,6 +37,9 @@ def test_repro_runs_every_stage_and_writes_metrics(reproduced):
     shown = dvc(project, "metrics", "show")
     assert "artifacts/eval/summary.json" in shown and "candidate.passage-5.mrr" in shown
     assert json.loads((project / "artifacts/registry/decision.json").read_text())["version"] == "1"
+    dvc(project, "plots", "show")
+    page = (project / "dvc_plots" / "index.html").read_text()
+    assert "training reward" in page and "MRR per task" in page
 
 
 def test_second_repro_does_no_work(reproduced):
