@@ -57,6 +57,6 @@ def test_demo_falls_back_to_rec_movie_when_only_movielens_was_restored(tmp_path,
     monkeypatch.setattr(cli, "run_pipeline", lambda **kw: calls.append(kw))
     result = runner.invoke(app, ["demo", "--params", str(params)])
     assert result.exit_code == 0, result.output
-    assert "Rec-Movie only" in result.output
+    assert "PyPI fallback" in result.output and "Rec-Movie" in result.output
     assert calls[0]["profile"] == "demo" and calls[0]["pull"] is False
     assert "evaluate.tasks=[rec-movie]" in calls[0]["overrides"]
