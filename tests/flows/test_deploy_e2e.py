@@ -92,7 +92,7 @@ class PrefectStack:
         return sum(t["name"].rsplit("-", 1)[0] == name for t in self.post("/task_runs/filter", {}))
 
     def artifacts(self, key: str) -> list[dict]:
-        return self.post("/artifacts/filter", {"artifacts": {"key": {"any_": [key]}}})
+        return self.post("/artifacts/filter", {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC"})
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +135,16 @@ def test_pipeline_deployment_trains_registers_and_publishes(stack):
     assert "reward/expected_mean" in train_run.data.metrics
     assert client.get_run(champion.run_id).data.tags["stage"] == "register"
     assert run["id"] and (prefect.project / "artifacts/registry/decision.json").exists()
+
+
+def test_champion_check_and_promote_deployments_run_on_the_registered_champion(stack):
+    prefect, _ = stack
+    run = prefect.run("evaluate-champion/r1ranker-evaluate-champion", {"profile": "tiny"})
+    assert run["state_type"] == "COMPLETED", prefect.logs(40)[-10:]
+    assert "passage-5" in prefect.artifacts("champion-check")[0]["data"]
+    run = prefect.run("promote/r1ranker-promote", {"profile": "tiny"})
+    assert run["state_type"] == "COMPLETED", prefect.logs(40)[-10:]
+    assert "already the champion" in prefect.artifacts("promotion-decision")[0]["data"]
 
 
 def test_corrupted_input_fails_in_validation_and_registers_nothing(stack):
