@@ -172,9 +172,13 @@ def write_curves(out: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     key = "reward/expected_mean" if any("reward/expected_mean" in r for r in rows) else "reward"
-    ax.plot([r["step"] for r in rows], [r.get(key, float("nan")) for r in rows], marker="o")
+    steps = [r["step"] for r in rows]
+    ax.plot(steps, [r.get(key, float("nan")) for r in rows], marker=".", label=key)
+    if any("reward/uniform_mean" in r for r in rows):  # chance level of the same batch: the gap is what was learned
+        ax.plot(steps, [r.get("reward/uniform_mean", float("nan")) for r in rows], alpha=0.6, label="uniform pick")
+    ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("step")
-    ax.set_ylabel(key)
+    ax.set_ylabel("reward")
     ax.set_title("training reward")
     ax.grid(alpha=0.3)
     fig.tight_layout()

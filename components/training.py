@@ -467,6 +467,7 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
                     ref_cache[i] = torch.log_softmax(ref_logits[b, torch.tensor(label_tokens[i], device=device)], dim=-1)
         loss = torch.zeros((), device=device)
         exp_rewards, kls, ties = [], [], 0
+        uniform, by_task = [], {}  # a uniform pick's expected reward: the chance level each batch is measured against
         for b, i in enumerate(idx):
             toks = torch.tensor(label_tokens[i], device=device)
             r = torch.tensor(rewards[i], device=device)
@@ -479,6 +480,8 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
                 kls.append(float(kl.detach()))
             loss = loss + term / len(idx)
             exp_rewards.append(float(expected.detach()))
+            uniform.append(float(r.mean()))
+            by_task.setdefault(rows[i]["task"], []).append(exp_rewards[-1] - uniform[-1])
             ties += bool((r == r[0]).all())
         optimizer.zero_grad()
         loss.backward()
@@ -486,6 +489,8 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
         step += 1
         metrics = {"loss": float(loss.detach()), "reward/expected_mean": sum(exp_rewards) / len(exp_rewards),
                    "reward/expected_std": float(torch.tensor(exp_rewards).std()) if len(exp_rewards) > 1 else 0.0,
+                   "reward/uniform_mean": sum(uniform) / len(uniform),
+                   **{f"reward/over_uniform/{t}": sum(v) / len(v) for t, v in sorted(by_task.items())},
                    "health/no_signal_frac": ties / len(idx), "health/invalid_rate": 0.0, "health/no_answer_rate": 0.0,
                    "health/kl": sum(kls) / len(kls) if kls else 0.0,
                    "seconds_per_step": (time.perf_counter() - started) / step,
