@@ -84,8 +84,9 @@ def training_section(path: Path) -> list[str]:
         f"samples per task of {', '.join(r['train_tasks'])}.",
         "",
         f"{r['steps']} steps in {r['train_seconds'] / 60:.1f} minutes ({r['seconds_per_step']:.1f} s/step, "
-        f"{r['tokens_per_second'] or 0:.0f} prompt tokens/s); expected reward {r['reward_first']:.3f} at step 1, "
-        f"{r['reward_last10']:.3f} over the last 10 steps. Reward curve: `{r['curve']}`. Evaluation in "
+        f"{r['tokens_per_second'] or 0:.0f} prompt tokens/s); mean expected reward of the training batches "
+        f"{r['reward_first10']:.3f} over the first 10 steps, {r['reward_last10']:.3f} over the last 10 (batches differ, so "
+        f"this is noisy: see the curve). Reward curve: `{r['curve']}`. Evaluation in "
         f"{st['eval_dtype'] or 'float32'}, first {st['eval_limit']} test samples per task, base and trained on the same samples.",
         "",
         "| task | n | base MRR x 100 (95% CI) | trained MRR x 100 (95% CI) | diff | paired p |",
@@ -95,6 +96,9 @@ def training_section(path: Path) -> list[str]:
         lines.append(f"| {task} | {t['n']} | {100 * t['base_mrr']:.1f} [{100 * t['base_ci95'][0]:.1f}–{100 * t['base_ci95'][1]:.1f}] "
                      f"| {100 * t['trained_mrr']:.1f} [{100 * t['trained_ci95'][0]:.1f}–{100 * t['trained_ci95'][1]:.1f}] "
                      f"| {100 * t['diff']:+.1f} | {t['p_value']:.4f} |")
+    wins = [t for t, v in r["tasks"].items() if v["diff"] > 0 and v["p_value"] < 0.05]
+    losses = [t for t, v in r["tasks"].items() if v["diff"] < 0 and v["p_value"] < 0.05]
+    lines += ["", f"Significant gains (p < 0.05): {', '.join(wins) or 'none'}; significant losses: {', '.join(losses) or 'none'}."]
     return lines
 
 

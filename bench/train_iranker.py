@@ -115,7 +115,7 @@ def main() -> None:
         "steps": summary["steps"], "train_seconds": summary["seconds"],
         "seconds_per_step": summary["seconds"] / max(summary["steps"], 1),
         "tokens_per_second": health[-1].get("tokens_per_second") if health else None,
-        "reward_first": health[0]["reward/expected_mean"] if health else None,
+        "reward_first10": sum(h["reward/expected_mean"] for h in health[:10]) / max(len(health[:10]), 1),
         "reward_last10": sum(h["reward/expected_mean"] for h in health[-10:]) / max(len(health[-10:]), 1),
         "eval_seconds": {k: r["eval_seconds"] for k, r in reports.items()},
         "tasks": tasks,
