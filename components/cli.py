@@ -327,15 +327,15 @@ def register(
     """Log the model with its evaluation to MLflow and register a version aliased `challenger`."""
     from components.config import load_params
     from components.logs import setup_logging
-    from components.prompts import prompt_config
+    from components.prompts import prompt_config, role_of
     from components.registry import register as run_register
     from components.tracking import configure, stage_run
 
     setup_logging(verbose)
     with user_errors():
-        _check_llm_ranker(ranker)
+        role = role_of(ranker)  # only LLM rankers are registered: a ValueError names the valid ones
         cfg = load_params(params)
-        name = name or _registered_name(ranker)
+        name = name or role
         prompt = dataclasses.asdict(prompt_config(cfg.extra.get("prompts")))
         uri = configure()
         with stage_run("register", config={"model": model, "ranker": ranker, "mode": mode, "name": name, "prompts": prompt}):
@@ -391,17 +391,6 @@ def rank(
     else:
         for row in rows:
             typer.echo(dumps_line(row), nl=False)
-
-
-def _registered_name(ranker: str) -> str:
-    from components.prompts import role_of
-
-    return role_of(ranker)
-
-
-def _check_llm_ranker(ranker: str) -> None:
-    if ranker not in ("iterative", "iranker", "direct", "dranker"):
-        raise ValueError(f"only LLM rankers are registered: iterative or direct, got {ranker!r}")
 
 
 ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="A profile in params.yaml (demo, tiny) merged over it.")]

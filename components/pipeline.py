@@ -46,20 +46,25 @@ def train_config(params: Params):
                               params.extra.get("rewards"))
 
 
-def evaluate_settings(params: Params) -> dict[str, Any]:
-    ev = {"tasks": None, "limit": None, "batch_size": 8, "references": [], "out": "artifacts/eval", **params.section("evaluate")}
-    unknown = sorted(set(ev) - {"tasks", "limit", "batch_size", "references", "out"})
+EVALUATE_DEFAULTS = {"tasks": None, "limit": None, "batch_size": 8, "references": [], "out": "artifacts/eval"}
+REGISTER_DEFAULTS = {"name": None, "alpha": 0.05, "tolerance": 0.02, "out": "artifacts/registry"}
+
+
+def _settings(params: Params, section: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """A plain params.yaml section over its defaults; unknown keys are an error naming the valid ones."""
+    values = {**defaults, **params.section(section)}
+    unknown = sorted(set(values) - set(defaults))
     if unknown:
-        raise DataError(f"evaluate: unknown key(s) {unknown}; valid: tasks, limit, batch_size, references, out")
-    return ev
+        raise DataError(f"{section}: unknown key(s) {unknown}; valid: {', '.join(defaults)}")
+    return values
+
+
+def evaluate_settings(params: Params) -> dict[str, Any]:
+    return _settings(params, "evaluate", EVALUATE_DEFAULTS)
 
 
 def register_settings(params: Params) -> dict[str, Any]:
-    reg = {"name": None, "alpha": 0.05, "tolerance": 0.02, "out": "artifacts/registry", **params.section("register")}
-    unknown = sorted(set(reg) - {"name", "alpha", "tolerance", "out"})
-    if unknown:
-        raise DataError(f"register: unknown key(s) {unknown}; valid: name, alpha, tolerance, out")
-    return reg
+    return _settings(params, "register", REGISTER_DEFAULTS)
 
 
 def trained_model(params: Params) -> Path:
@@ -314,13 +319,13 @@ def champion_check(params: Params, name: str | None = None) -> dict[str, Any]:
     import mlflow
 
     from components.evaluation import evaluate, ids_hash, load_eval_samples
-    from components.registry import CHAMPION, PromotionRefused, _client, evaluation_of, version_by_alias
+    from components.registry import CHAMPION, PromotionRefused, registry_client, evaluation_of, version_by_alias
     from components.tracking import configure
 
     reg = register_settings(params)
     name = name or reg["name"] or train_config(params).ranker
     configure()
-    version = version_by_alias(_client(), name, CHAMPION)
+    version = version_by_alias(registry_client(), name, CHAMPION)
     if version is None:
         raise PromotionRefused(f"model {name!r} has no @{CHAMPION}; run the pipeline (or `r1ranker promote`) first")
     stored = evaluation_of(version)

@@ -39,6 +39,8 @@ def role_of(ranker: str) -> str:
         if ranker in (role, engine):
             return role
     raise ValueError(f"not an LLM ranker: {ranker!r}; valid: {sorted([*ENGINES, *ENGINES.values()])}")
+
+
 CUT_MARK = " …[cut]"
 
 

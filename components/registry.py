@@ -124,7 +124,7 @@ def decide(challenger: dict, champion: dict | None, cfg: PromotionConfig, challe
     return Decision(True, f"mean MRR {ch_mean:.4f} > {cp_mean:.4f}, p = {p:.4f}, worst task drop {worst:.4f}", **common)
 
 
-def _client():
+def registry_client():
     from mlflow import MlflowClient
 
     return MlflowClient()
@@ -187,7 +187,7 @@ def register(name: str, model_spec: str, ranker: str, mode: str, eval_dir: Path,
                               f"mlflow=={mlflow.__version__}", "rapidfuzz", "ranx", "numpy", "pandas", "pyyaml"],
         ), "log the model", keep=str(eval_dir))
     with_retries(lambda: mlflow.log_artifacts(str(eval_dir), "evaluation"), "upload the evaluation", keep=str(eval_dir))
-    client = _client()
+    client = registry_client()
     version = with_retries(lambda: mlflow.register_model(info.model_uri, name, tags={
         "template_hash": thash, "ranker": ranker, "mode": mode, "source": model_spec, **(tags or {})}), "register the model")
     with_retries(lambda: client.set_registered_model_alias(name, CHALLENGER, version.version), "set the challenger alias")
@@ -197,7 +197,7 @@ def register(name: str, model_spec: str, ranker: str, mode: str, eval_dir: Path,
 
 def promote(name: str, cfg: PromotionConfig = PromotionConfig()) -> Decision:
     """Compare `challenger` with `champion` and move `champion` when the rules above allow."""
-    client = _client()
+    client = registry_client()
     challenger = version_by_alias(client, name, CHALLENGER)
     if challenger is None:
         raise PromotionRefused(f"model {name!r} has no version aliased {CHALLENGER!r}; run `r1ranker register` first")

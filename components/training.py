@@ -38,6 +38,7 @@ from components.io import read_samples, write_json
 from components.parsing import completion_text, parse_answer
 from components.prompts import (
     ENGINES,
+    RANKERS,
     PromptConfig,
     build_prompt,
     expand_elimination_steps,
@@ -49,7 +50,6 @@ from components.schema import RankingSample
 
 log = logging.getLogger(__name__)
 
-RANKERS = ("iranker", "dranker")
 ALGOS = ("grpo", "expected-reward")
 CONFIG_FILE = "ranker_config.json"
 
