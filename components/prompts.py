@@ -13,7 +13,8 @@ Design choices:
   first, then every long text (candidates, and the query outside rec) is capped
   to the same largest token count that fits ("water filling"); a routed query
   keeps its tail, where the actual question is. Every cut is marked in the
-  text and counted in `Prompt.cuts`.
+  text and counted in `Prompt.cuts`. Cuts are decided on the full candidate
+  set, so an IRanker subset shows exactly the texts the full prompt showed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass, replace
 
 from components.schema import RankingSample
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"  # 2: cuts decided on the full candidate set, kept for every IRanker subset
 RANKERS = ("dranker", "iranker")
 ENGINES = {"iranker": "iterative", "dranker": "direct"}  # prompt role -> ranker engine (components.rankers)
 
@@ -213,15 +214,15 @@ def build_prompt(
     if ranker not in RANKERS:
         raise ValueError(f"unknown ranker {ranker!r}; valid: {list(RANKERS)}")
     labels = shown_labels(sample, remaining)
-    by_id = {c.id: c for c in sample.candidates}
-    shown = [(lab, by_id[cid]) for lab, cid in labels.items()]
+    all_labels = make_labels(len(sample.candidates))
     scen = SCENARIO_TEXT[sample.scenario]
-    fmt = FORMAT_TEXT[(ranker, cfg.reasoning)].format(n=len(shown))
+    fmt = FORMAT_TEXT[(ranker, cfg.reasoning)].format(n=len(labels))
     task_line = getattr(scen, ranker)
     objective = router_objective(sample.meta.get("weights")) if sample.scenario == "router" else ""
 
-    def render(query: str, texts: list[str]) -> str:
-        listing = "\n".join(f"[{lab}] {text}" for (lab, _), text in zip(shown, texts))
+    def render(query: str, texts: list[str], only: dict[str, str] | None = None) -> str:
+        """The prompt with every candidate (texts aligned with them), or `only` the labels given."""
+        listing = "\n".join(f"[{lab}] {text}" for lab, text in zip(all_labels, texts) if only is None or lab in only)
         user = (
             scen.context.format(query=query, objective=objective)
             + f"\n\n{scen.items}:\n{listing}\n\n{task_line}\n{fmt}"
@@ -229,53 +230,57 @@ def build_prompt(
         messages = [{"role": "system", "content": cfg.system}, {"role": "user", "content": user}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    query, texts = sample.query, [c.text for _, c in shown]
-    text = render(query, texts)
-    n_tokens, cuts = _count(tokenizer, text), 0
+    # Cuts are decided on the prompt with ALL candidates and then kept for every subset: the
+    # prompts of one sample's eliminations then differ only where a candidate was removed, so
+    # they share a prefix (KV reuse in fast mode), and a subset never shows more than the full
+    # prompt did. Removing candidates only shortens a prompt, so every subset fits too.
+    query, texts = sample.query, [c.text for c in sample.candidates]
+    full = render(query, texts)
+    n_tokens, cuts = _count(tokenizer, full), 0
 
     if n_tokens > cfg.max_prompt_tokens and sample.scenario == "rec":
         lines = sample.query.splitlines()
         while n_tokens > cfg.max_prompt_tokens and len(lines) > 1:
             lines, cuts = lines[1:], cuts + 1
             query = f"[{cuts} older items cut]\n" + "\n".join(lines)
-            text = render(query, texts)
-            n_tokens = _count(tokenizer, text)
+            n_tokens = _count(tokenizer, render(query, texts))
 
     if n_tokens > cfg.max_prompt_tokens:
         # water filling: the largest per-text cap c that fits, by binary search
         cap_query = sample.scenario != "rec"
         pieces = texts + ([query] if cap_query else [])
         ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in pieces]
+        # a routed query ends with the actual question (few-shot examples come first): keep its tail
+        tails = [False] * len(texts) + ([sample.scenario == "router"] if cap_query else [])
 
-        def capped(c: int) -> tuple[str, int]:
-            # a routed query ends with the actual question (few-shot examples come first): keep its tail
-            tails = [False] * len(texts) + ([sample.scenario == "router"] if cap_query else [])
+        def capped(c: int) -> tuple[str, list[str], int]:
             cut_pieces = [_cut(tokenizer, p, i, c, t) for p, i, t in zip(pieces, ids, tails)]
             q = cut_pieces.pop() if cap_query else query
-            t = render(q, cut_pieces)
-            return t, _count(tokenizer, t)
+            return q, cut_pieces, _count(tokenizer, render(q, cut_pieces))
 
         lo, hi = cfg.min_text_tokens, max(len(i) for i in ids)
-        text_lo, n_lo = capped(lo)
+        q_lo, texts_lo, n_lo = capped(lo)
         if n_lo > cfg.max_prompt_tokens:
             raise PromptTooLong(
                 f"sample {sample.sample_id!r}: {n_lo} prompt tokens even with every text cut to "
                 f"{lo} tokens; raise max_prompt_tokens (now {cfg.max_prompt_tokens}) or shorten the texts"
             )
-        best = (lo, text_lo, n_lo)
+        best = (lo, q_lo, texts_lo)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            t, n = capped(mid)
+            q, t, n = capped(mid)
             if n <= cfg.max_prompt_tokens:
-                lo, best = mid, (mid, t, n)
+                lo, best = mid, (mid, q, t)
             else:
                 hi = mid - 1
-        c, text, n_tokens = best
+        c, query, texts = best
         cuts += sum(len(i) > c for i in ids)
 
+    text = render(query, texts, only=labels)
+    n_tokens = _count(tokenizer, text)
     return Prompt(
         text=text,
-        labels={lab: c.id for lab, c in shown},
+        labels=labels,
         template_hash=template_hash(tokenizer, ranker, cfg),
         n_tokens=n_tokens,
         cuts=cuts,

@@ -151,6 +151,7 @@ class RankingStep:
     tokens_in: int = 0
     tokens_out: int = 0
     seconds: float = 0.0
+    tokens_cached: int = 0  # prompt tokens whose KV cache was reused from the previous step (not recomputed)
 
 
 @dataclass(frozen=True)

@@ -334,7 +334,7 @@ def load_policy(cfg: TrainConfig):
     """(model, tokenizer), with LoRA adapters when enabled."""
     from components.models import load_model
 
-    model, tok = load_model(cfg.model, device=cfg.device, seed=cfg.seed)
+    model, tok = load_model(cfg.model, device=cfg.device, seed=cfg.seed, for_training=True)
     model.train()
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -537,7 +537,7 @@ def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     from components.models import load_model, model_path, pick_device
 
-    model, tok = load_model(cfg.model, device=cfg.device, seed=cfg.seed)
+    model, tok = load_model(cfg.model, device=cfg.device, seed=cfg.seed, for_training=True)
     # TRL builds its frozen reference model from a path: give it one (random models are saved first)
     path = model_path(cfg.model)
     if path is None:

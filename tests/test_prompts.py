@@ -71,6 +71,24 @@ def test_labels_are_stable_across_eliminations(prepared, tokenizer):
     assert f"[{dropped}] " not in step.text
 
 
+@pytest.mark.parametrize("task", ["router-performance", "passage-9", "rec-movie"])
+def test_cuts_are_decided_on_the_full_candidate_set(prepared, tokenizer, task):
+    """Every elimination of a sample shows the texts the full prompt showed: prompts share a prefix."""
+    sample = first_test_sample(prepared, task)
+    cfg = PromptConfig(max_prompt_tokens={"passage-9": 400, "rec-movie": 420}.get(task, 640))
+    full = build_prompt(sample, "iranker", tokenizer, cfg)
+    assert full.cuts > 0
+    ids = list(sample.candidate_ids)
+    dropped = ids.pop(len(ids) // 2)  # eliminate a middle candidate
+    step = build_prompt(sample, "iranker", tokenizer, cfg, remaining=ids)
+    assert step.n_tokens < full.n_tokens and step.cuts == full.cuts
+    label = next(lab for lab, cid in full.labels.items() if cid == dropped)
+    # identical up to the eliminated candidate's line, and that line is gone
+    head = full.text[: full.text.index(f"[{label}] ")]
+    assert step.text.startswith(head) and f"[{label}] " not in step.text
+    assert full.text.endswith(step.text[step.text.index("\n\n", len(head)):])
+
+
 def test_rec_history_cut_oldest_first_and_counted(prepared, tokenizer):
     sample = first_test_sample(prepared, "rec-movie")
     prompt = build_prompt(sample, "dranker", tokenizer, PromptConfig(max_prompt_tokens=420))

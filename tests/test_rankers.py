@@ -53,6 +53,9 @@ class ScriptedBackend(TransformersBackend):
             out.append({lab: (0.0 if lab == victim else -5.0) for lab in labs})
         return out
 
+    def label_logprobs_cached(self, prompt, labels, cache):
+        return self.label_logprobs([prompt], [labels])[0], None, 0
+
 
 def test_gold_surviving_to_the_end_ranks_first(tiny, p5):
     sample = p5[0]
@@ -74,9 +77,40 @@ def test_fast_mode_is_always_valid(tiny, prepared):
 
 
 def test_batched_and_one_by_one_agree_in_fast_mode(tiny, p5):
-    batched = iterative(tiny, mode="fast", batch_size=8).rank(p5[:6])
-    single = iterative(tiny, mode="fast", batch_size=1).rank(p5[:6])
+    batched = iterative(tiny, mode="fast", batch_size=8, prefix_cache=False).rank(p5[:6])
+    single = iterative(tiny, mode="fast", batch_size=1, prefix_cache=False).rank(p5[:6])
     assert [r.order for r in batched] == [r.order for r in single]
+
+
+def test_prefix_cache_gives_the_same_rankings_with_fewer_tokens(tiny, p5, prepared):
+    out, _ = prepared
+    samples = p5[:4] + read_samples(out / "rec-movie" / "test.jsonl")[:2] + read_samples(out / "router-cost" / "test.jsonl")[:2]
+    plain = iterative(tiny, mode="fast", batch_size=4, prefix_cache=False).rank(samples)
+    cached = iterative(tiny, mode="fast", prefix_cache=True).rank(samples)
+    assert [r.order for r in cached] == [r.order for r in plain]
+    for r_plain, r_cached in zip(plain, cached):
+        assert [st.prompt_hash for st in r_cached.steps] == [st.prompt_hash for st in r_plain.steps]
+        assert r_cached.steps[0].tokens_cached == 0  # nothing to reuse at the first step
+        # later steps reuse at least the system prompt and the query, and never the whole prompt
+        assert all(0 < st.tokens_cached < st.tokens_in for st in r_cached.steps[1:])
+    assert all(st.tokens_cached == 0 for r in plain for st in r.steps)
+
+
+def test_prefix_cache_defaults_on_for_cpu_only(tiny):
+    from components.rankers.base import uses_prefix_cache
+
+    backend = TransformersBackend(*tiny)
+    assert uses_prefix_cache(LLMRankerConfig(mode="fast"), backend)
+    assert not uses_prefix_cache(LLMRankerConfig(mode="reasoning"), backend)
+    assert not uses_prefix_cache(LLMRankerConfig(mode="fast", prefix_cache=False), backend)
+    backend.device = "cuda:0"
+    assert not uses_prefix_cache(LLMRankerConfig(mode="fast"), backend)
+
+
+def test_direct_fast_mode_ranks_the_same_one_by_one(tiny, p5):
+    direct = [build_ranker("direct", config=LLMRankerConfig(mode="fast", prefix_cache=flag), loaded=tiny).rank(p5[:5])
+              for flag in (False, True)]
+    assert [r.order for r in direct[0]] == [r.order for r in direct[1]]
 
 
 def test_deterministic_under_a_seed(tiny, p5):

@@ -3,7 +3,9 @@
 `TransformersBackend` is the default everywhere. It left-pads batches,
 generates under `torch.inference_mode()`, stops at `</answer>`, and scores
 labels with one forward pass (the log-softmax of the last position, gathered at
-each label's token). `VLLMBackend` is used for generation when vLLM is
+each label's token). `label_logprobs_cached` scores one prompt at a time and
+keeps its KV cache, so the next prompt of the same sample (one candidate fewer)
+recomputes only the tokens after the longest common token prefix. `VLLMBackend` is used for generation when vLLM is
 installed on a CUDA machine (prefix caching on); label scores still come from
 a transformers forward pass there.
 """
@@ -13,10 +15,41 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+
+
+@dataclass
+class PrefixCache:
+    """The token ids a sample's last prompt had and the model's KV cache for them."""
+
+    ids: list[int]
+    kv: Any
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token id lists.
+
+    >>> common_prefix([1, 2, 3], [1, 2, 4, 5])
+    2
+    """
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _full_attention(kv) -> bool:
+    """Only full-attention layers keep every past state, so only they can be cut back to a prefix."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(kv, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
 @dataclass(frozen=True)
@@ -92,6 +125,34 @@ class TransformersBackend:
                 raise ValueError(f"labels {list(labs)} share first tokens; fast mode needs distinct ones")
             out.append({lab: float(row[t]) for lab, t in zip(labs, tokens)})
         return out
+
+    def label_logprobs_cached(self, prompt: str, labels: Sequence[str],
+                              cache: PrefixCache | None) -> tuple[dict[str, float], PrefixCache, int]:
+        """Label log-probabilities for one prompt, reusing `cache` for the common token prefix.
+
+        Returns (scores, the cache for this prompt, tokens reused). On CPU this is
+        faster than padded batches even without reuse: no pad tokens are computed.
+        """
+        import torch
+
+        ids = self.tok(prompt, add_special_tokens=False)["input_ids"]
+        reused = 0
+        kv = None
+        if cache is not None and _full_attention(cache.kv):
+            # at least one token must be computed: its logits are the answer
+            reused = min(common_prefix(cache.ids, ids), len(ids) - 1)
+            if reused > 0:
+                kv = cache.kv
+                kv.crop(reused - kv.get_seq_length())  # a negative count removes that many tokens from the end
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids[reused:]], device=self.device), cache=kv,
+                             use_cache=True, logits_to_keep=1)
+            logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        tokens = [self.label_token(lab) for lab in labels]
+        if len(set(tokens)) != len(tokens):
+            raise ValueError(f"labels {list(labels)} share first tokens; fast mode needs distinct ones")
+        scores = {lab: float(logp[t]) for lab, t in zip(labels, tokens)}
+        return scores, PrefixCache(ids, out.cache), reused
 
     def count_tokens(self, text: str) -> int:
         return len(self.tok(text, add_special_tokens=False)["input_ids"])

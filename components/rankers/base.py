@@ -30,6 +30,10 @@ class LLMRankerConfig:
     batch_size: int = 8
     seed: int = 0
     repair: bool = False  # fuzzy-match answers to candidate texts (counted)
+    # fast mode, one prompt at a time with the KV cache of the shared prefix reused across a sample's
+    # eliminations (no pad tokens either). None: on when the model is on CPU, where that beats padded
+    # batches (bench/eval_throughput.py); on CUDA, padded batches keep the GPU busy.
+    prefix_cache: bool | None = None
     prompt: PromptConfig = field(default_factory=PromptConfig)
 
     def __post_init__(self) -> None:
@@ -39,6 +43,15 @@ class LLMRankerConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+def uses_prefix_cache(config: LLMRankerConfig, backend) -> bool:
+    """Whether a fast-mode ranker scores prompts one at a time through `label_logprobs_cached`."""
+    if config.mode != "fast" or not hasattr(backend, "label_logprobs_cached"):
+        return False
+    if config.prefix_cache is not None:
+        return config.prefix_cache
+    return str(getattr(backend, "device", "cpu")).startswith("cpu")
 
 
 def skipped(sample: RankingSample, reason: str) -> Ranking:

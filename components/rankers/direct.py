@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from components.parsing import parse_answer
 from components.prompts import PromptTooLong, build_prompt
 from components.rankers.backend import ANSWER_OPEN
-from components.rankers.base import LLMRankerConfig, Progress, batches, skipped
+from components.rankers.base import LLMRankerConfig, Progress, batches, skipped, uses_prefix_cache
 from components.schema import Ranking, RankingSample, RankingStep
 
 
@@ -40,10 +40,15 @@ class DirectRanker:
                 results[s.sample_id] = skipped(s, f"prompt too long: {err}")
         if progress and results:
             progress(0, len(results))
-        for chunk in batches(todo, self.config.batch_size):
+        one_by_one = uses_prefix_cache(self.config, self.backend)  # one prompt per sample: nothing to reuse, no padding
+        for chunk in batches(todo, 1 if one_by_one else self.config.batch_size):
             started = time.perf_counter()
             if self.config.mode == "fast":
-                scores = self.backend.label_logprobs([p.text + ANSWER_OPEN for _, p in chunk], [list(p.labels) for _, p in chunk])
+                texts, labels = [p.text + ANSWER_OPEN for _, p in chunk], [list(p.labels) for _, p in chunk]
+                if one_by_one:
+                    scores = [self.backend.label_logprobs_cached(texts[0], labels[0], None)[0]]
+                else:
+                    scores = self.backend.label_logprobs(texts, labels)
                 seconds = (time.perf_counter() - started) / len(chunk)
                 for (s, p), sc in zip(chunk, scores):
                     labels = sorted(sc, key=lambda lab: -sc[lab])

@@ -7,6 +7,9 @@ ranking (the eliminated order reversed, the survivor first).
 - `fast` mode: no generation. The prompt (reasoning off) is primed with
   `<answer>`, and the eliminated candidate is the remaining label with the
   highest next-token log-probability: one forward pass per step, always valid.
+  With the prefix cache (the CPU default) each sample runs its eliminations one
+  prompt at a time and reuses the KV cache up to the first token that changed
+  (where the eliminated candidate was): same rankings, fewer tokens computed.
 - `reasoning` mode: generate `<think>...</think><answer>X</answer>` (greedy by
   default), parse the completion. When the answer is not a remaining
   candidate, the step is recorded with its status and the *last* remaining
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from components.parsing import parse_answer
 from components.prompts import PromptTooLong, build_prompt
 from components.rankers.backend import ANSWER_OPEN
-from components.rankers.base import LLMRankerConfig, Progress, batches, skipped
+from components.rankers.base import LLMRankerConfig, Progress, batches, skipped, uses_prefix_cache
 from components.schema import Ranking, RankingSample, RankingStep
 
 
@@ -63,6 +66,11 @@ class IterativeRanker:
             active.append(state)
         if progress and results:
             progress(0, len(results))
+        if uses_prefix_cache(self.config, self.backend):
+            for st in active:
+                self._run_cached(st, progress)
+                results[st.sample.sample_id] = self._ranking(st)
+            active = []
         while active:
             for chunk in batches(active, self.config.batch_size):
                 self._step(chunk)
@@ -70,10 +78,26 @@ class IterativeRanker:
                 if progress:
                     progress(len(chunk), finished)
             for st in [st for st in active if len(st.remaining) == 1]:
-                order = (st.remaining[0], *reversed(st.eliminated))
-                results[st.sample.sample_id] = Ranking(st.sample.sample_id, order, tuple(st.steps), st.repaired)
+                results[st.sample.sample_id] = self._ranking(st)
             active = [st for st in active if len(st.remaining) > 1]
         return [results[s.sample_id] for s in samples]
+
+    @staticmethod
+    def _ranking(st: _State) -> Ranking:
+        return Ranking(st.sample.sample_id, (st.remaining[0], *reversed(st.eliminated)), tuple(st.steps), st.repaired)
+
+    def _run_cached(self, st: _State, progress: Progress | None) -> None:
+        """All of one sample's eliminations in fast mode, each reusing the previous prompt's KV cache."""
+        cache = None
+        while len(st.remaining) > 1:
+            p = self._prompt(st)
+            started = time.perf_counter()
+            scores, cache, reused = self.backend.label_logprobs_cached(p.text + ANSWER_OPEN, list(p.labels), cache)
+            label = max(scores, key=scores.get)
+            self._eliminate(st, p, p.labels[label], RankingStep(
+                p.prompt_hash, label, [label], "ok", p.n_tokens + 1, 0, time.perf_counter() - started, reused))
+            if progress:
+                progress(1, int(len(st.remaining) == 1))
 
     def _step(self, chunk: list[_State]) -> None:
         prompts = [self._prompt(st) for st in chunk]
