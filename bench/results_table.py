@@ -99,7 +99,7 @@ def training_section(path: Path) -> list[str]:
         f"{r['tokens_per_second'] or 0:.0f} prompt tokens/s); mean expected reward of the training batches "
         f"{r['reward_first10']:.3f} over the first 10 steps, {r['reward_last10']:.3f} over the last 10 (batches differ, so "
         f"this is noisy: see the curve). Reward curve: `{r['curve']}`. Evaluation in "
-        f"{st['eval_dtype'] or 'float32'}, first {st['eval_limit']} test samples per task, base and trained on the same samples.",
+        f"{st['eval_dtype'] or 'float32'} (training autocast: {st.get('autocast', 'off')}), first {st['eval_limit']} test samples per task, base and trained on the same samples.",
         "",
         "| task | n | base MRR x 100 (95% CI) | trained MRR x 100 (95% CI) | diff | paired p |",
         "|---|---|---|---|---|---|",

