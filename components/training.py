@@ -62,18 +62,20 @@ AUTOCAST = ("auto", "bf16", "off")
 
 
 def autocast_dtype(cfg: "TrainConfig", device) -> Any:
-    """The autocast dtype for training forward passes on `device`, or None for plain fp32."""
+    """The autocast dtype for training forward passes on `device`, or None for plain fp32.
+
+    auto follows inference's rule (`models.pick_dtype`): bf16 on CUDA and on CPUs with AMX, not for random models.
+    """
     import torch
 
-    from components.models import ModelSource, cpu_has_amx
+    from components.models import ModelSource, pick_dtype
 
     if cfg.autocast == "off":
         return None
     if cfg.autocast == "bf16":
         return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16
-    return torch.bfloat16 if ModelSource.parse(cfg.model).kind != "random" and cpu_has_amx() else None
+    dtype = pick_dtype(device.type, cpu_bf16=ModelSource.parse(cfg.model).kind != "random")
+    return dtype if dtype != torch.float32 else None
 
 
 @dataclass(frozen=True)

@@ -118,13 +118,14 @@ class TransformersBackend:
             # only the last position's logits: the full [batch, seq, vocab] tensor would dominate time and memory
             logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :]  # [batch, vocab]
             logp = torch.log_softmax(logits.float(), dim=-1)
-        out = []
-        for row, labs in zip(logp, labels):
-            tokens = [self.label_token(lab) for lab in labs]
-            if len(set(tokens)) != len(tokens):
-                raise ValueError(f"labels {list(labs)} share first tokens; fast mode needs distinct ones")
-            out.append({lab: float(row[t]) for lab, t in zip(labs, tokens)})
-        return out
+        return [self._label_scores(row, labs) for row, labs in zip(logp, labels)]
+
+    def _label_scores(self, logp, labels: Sequence[str]) -> dict[str, float]:
+        """Each label's log-probability from one row of next-token log-probs."""
+        tokens = [self.label_token(lab) for lab in labels]
+        if len(set(tokens)) != len(tokens):
+            raise ValueError(f"labels {list(labels)} share first tokens; fast mode needs distinct ones")
+        return {lab: float(logp[t]) for lab, t in zip(labels, tokens)}
 
     def label_logprobs_cached(self, prompt: str, labels: Sequence[str],
                               cache: PrefixCache | None) -> tuple[dict[str, float], PrefixCache, int]:
@@ -148,11 +149,7 @@ class TransformersBackend:
             out = self.model(input_ids=torch.tensor([ids[reused:]], device=self.device), cache=kv,
                              use_cache=True, logits_to_keep=1)
             logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-        tokens = [self.label_token(lab) for lab in labels]
-        if len(set(tokens)) != len(tokens):
-            raise ValueError(f"labels {list(labels)} share first tokens; fast mode needs distinct ones")
-        scores = {lab: float(logp[t]) for lab, t in zip(labels, tokens)}
-        return scores, PrefixCache(ids, out.cache), reused
+        return self._label_scores(logp, labels), PrefixCache(ids, out.cache), reused
 
     def count_tokens(self, text: str) -> int:
         return len(self.tok(text, add_special_tokens=False)["input_ids"])
