@@ -44,11 +44,11 @@ class DirectRanker:
         for chunk in batches(todo, 1 if one_by_one else self.config.batch_size):
             started = time.perf_counter()
             if self.config.mode == "fast":
-                texts, labels = [p.text + ANSWER_OPEN for _, p in chunk], [list(p.labels) for _, p in chunk]
+                texts, shown = [p.text + ANSWER_OPEN for _, p in chunk], [list(p.labels) for _, p in chunk]
                 if one_by_one:
-                    scores = [self.backend.label_logprobs_cached(texts[0], labels[0], None)[0]]
+                    scores = [self.backend.label_logprobs_cached(texts[0], shown[0], None)[0]]
                 else:
-                    scores = self.backend.label_logprobs(texts, labels)
+                    scores = self.backend.label_logprobs(texts, shown)
                 seconds = (time.perf_counter() - started) / len(chunk)
                 for (s, p), sc in zip(chunk, scores):
                     labels = sorted(sc, key=lambda lab: -sc[lab])
