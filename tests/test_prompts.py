@@ -83,10 +83,25 @@ def test_cuts_are_decided_on_the_full_candidate_set(prepared, tokenizer, task):
     step = build_prompt(sample, "iranker", tokenizer, cfg, remaining=ids)
     assert step.n_tokens < full.n_tokens and step.cuts == full.cuts
     label = next(lab for lab, cid in full.labels.items() if cid == dropped)
-    # identical up to the eliminated candidate's line, and that line is gone
-    head = full.text[: full.text.index(f"[{label}] ")]
-    assert step.text.startswith(head) and f"[{label}] " not in step.text
-    assert full.text.endswith(step.text[step.text.index("\n\n", len(head)):])
+    # the full prompt with the eliminated candidate's line taken out, nothing else changed
+    start = full.text.index(f"[{label}] ")
+    end = full.text.index("\n", start) + 1
+    assert step.text == full.text[:start] + full.text[end:]
+
+
+def test_chat_head_starts_every_prompt_and_the_list_ends_it(prepared, tokenizer):
+    from components.prompts import chat_head
+
+    out, _ = prepared
+    for task in ("passage-5", "rec-movie", "router-cost"):
+        sample = read_samples(out / task / "test.jsonl")[0]
+        for ranker in ("iranker", "dranker"):
+            prompt = build_prompt(sample, ranker, tokenizer, PromptConfig(reasoning=False))
+            head = chat_head(tokenizer, PromptConfig(reasoning=False))
+            assert prompt.text.startswith(head) and head.endswith("user\n")
+            # the last candidate's line ends the user message: nothing after the list to recompute
+            last_line = prompt.text[prompt.text.index(f"[{list(prompt.labels)[-1]}] "):]
+            assert "\n" not in last_line.split("<|im_end|>")[0] and last_line.count("<|im_end|>") == 1
 
 
 def test_rec_history_cut_oldest_first_and_counted(prepared, tokenizer):

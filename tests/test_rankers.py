@@ -56,6 +56,9 @@ class ScriptedBackend(TransformersBackend):
     def label_logprobs_cached(self, prompt, labels, cache):
         return self.label_logprobs([prompt], [labels])[0], None, 0
 
+    def prefix_cache(self, text):
+        return None  # no model: nothing to cache
+
 
 def test_gold_surviving_to_the_end_ranks_first(tiny, p5):
     sample = p5[0]
@@ -90,10 +93,18 @@ def test_prefix_cache_gives_the_same_rankings_with_fewer_tokens(tiny, p5, prepar
     assert [r.order for r in cached] == [r.order for r in plain]
     for r_plain, r_cached in zip(plain, cached):
         assert [st.prompt_hash for st in r_cached.steps] == [st.prompt_hash for st in r_plain.steps]
-        assert r_cached.steps[0].tokens_cached == 0  # nothing to reuse at the first step
-        # later steps reuse at least the system prompt and the query, and never the whole prompt
-        assert all(0 < st.tokens_cached < st.tokens_in for st in r_cached.steps[1:])
+        # the first step reuses the chat head only; later ones the query and the list's head too
+        head = r_cached.steps[0].tokens_cached
+        assert 0 < head < r_cached.steps[0].tokens_in
+        assert all(head < st.tokens_cached < st.tokens_in for st in r_cached.steps[1:])
     assert all(st.tokens_cached == 0 for r in plain for st in r.steps)
+
+
+def test_prefix_cache_rankings_do_not_depend_on_the_samples_before(tiny, p5):
+    together = iterative(tiny, mode="fast", prefix_cache=True).rank(p5[:4])
+    alone = [iterative(tiny, mode="fast", prefix_cache=True).rank([s])[0] for s in p5[:4]]
+    assert [r.order for r in together] == [r.order for r in alone]
+    assert [[st.tokens_cached for st in r.steps] for r in together] == [[st.tokens_cached for st in r.steps] for r in alone]
 
 
 def test_prefix_cache_defaults_on_for_cpu_only(tiny):

@@ -5,7 +5,9 @@ generates under `torch.inference_mode()`, stops at `</answer>`, and scores
 labels with one forward pass (the log-softmax of the last position, gathered at
 each label's token). `label_logprobs_cached` scores one prompt at a time and
 keeps its KV cache, so the next prompt of the same sample (one candidate fewer)
-recomputes only the tokens after the longest common token prefix. `VLLMBackend` is used for generation when vLLM is
+recomputes only the tokens after the longest common token prefix; every sample
+starts from the cache of the chat template's head (`prefix_cache`), computed once,
+so a sample's scores never depend on the samples before it. `VLLMBackend` is used for generation when vLLM is
 installed on a CUDA machine (prefix caching on); label scores still come from
 a transformers forward pass there.
 """
@@ -28,6 +30,12 @@ class PrefixCache:
 
     ids: list[int]
     kv: Any
+
+    def copy(self) -> "PrefixCache":
+        """An independent copy: scoring crops and extends the cache it is given in place."""
+        import copy
+
+        return PrefixCache(list(self.ids), copy.deepcopy(self.kv))
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -150,6 +158,15 @@ class TransformersBackend:
                              use_cache=True, logits_to_keep=1)
             logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
         return self._label_scores(logp, labels), PrefixCache(ids, out.cache), reused
+
+    def prefix_cache(self, text: str) -> PrefixCache:
+        """The KV cache of `text` alone: a start for every prompt that begins with it."""
+        import torch
+
+        ids = self.tok(text, add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1)
+        return PrefixCache(ids, out.cache)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tok(text, add_special_tokens=False)["input_ids"])

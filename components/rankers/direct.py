@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from components.parsing import parse_answer
-from components.prompts import PromptTooLong, build_prompt
+from components.prompts import PromptTooLong, build_prompt, chat_head
 from components.rankers.backend import ANSWER_OPEN
 from components.rankers.base import LLMRankerConfig, Progress, batches, skipped, uses_prefix_cache
 from components.schema import Ranking, RankingSample, RankingStep
@@ -40,13 +40,16 @@ class DirectRanker:
                 results[s.sample_id] = skipped(s, f"prompt too long: {err}")
         if progress and results:
             progress(0, len(results))
-        one_by_one = uses_prefix_cache(self.config, self.backend)  # one prompt per sample: nothing to reuse, no padding
+        one_by_one = uses_prefix_cache(self.config, self.backend)  # one prompt at a time: no padding
+        # each prompt starts from the KV cache of the chat head all prompts share, computed once
+        head = self.backend.prefix_cache(chat_head(self.backend.tok, self.prompt_cfg)) if one_by_one and todo else None
         for chunk in batches(todo, 1 if one_by_one else self.config.batch_size):
             started = time.perf_counter()
             if self.config.mode == "fast":
                 texts, shown = [p.text + ANSWER_OPEN for _, p in chunk], [list(p.labels) for _, p in chunk]
                 if one_by_one:
-                    scores = [self.backend.label_logprobs_cached(texts[0], shown[0], None)[0]]
+                    start = head.copy() if head is not None else None
+                    scores = [self.backend.label_logprobs_cached(texts[0], shown[0], start)[0]]
                 else:
                     scores = self.backend.label_logprobs(texts, shown)
                 seconds = (time.perf_counter() - started) / len(chunk)

@@ -10,6 +10,7 @@ ranking (the eliminated order reversed, the survivor first).
   With the prefix cache (the CPU default) each sample runs its eliminations one
   prompt at a time and reuses the KV cache up to the first token that changed
   (where the eliminated candidate was): same rankings, fewer tokens computed.
+  Every sample starts from the KV cache of the chat template's head.
 - `reasoning` mode: generate `<think>...</think><answer>X</answer>` (greedy by
   default), parse the completion. When the answer is not a remaining
   candidate, the step is recorded with its status and the *last* remaining
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from components.parsing import parse_answer
-from components.prompts import PromptTooLong, build_prompt
+from components.prompts import PromptTooLong, build_prompt, chat_head
 from components.rankers.backend import ANSWER_OPEN
 from components.rankers.base import LLMRankerConfig, Progress, batches, skipped, uses_prefix_cache
 from components.schema import Ranking, RankingSample, RankingStep
@@ -66,9 +67,10 @@ class IterativeRanker:
             active.append(state)
         if progress and results:
             progress(0, len(results))
-        if uses_prefix_cache(self.config, self.backend):
+        if uses_prefix_cache(self.config, self.backend) and active:
+            head = self.backend.prefix_cache(chat_head(self.backend.tok, self.prompt_cfg))
             for st in active:
-                self._run_cached(st, progress)
+                self._run_cached(st, progress, head)
                 results[st.sample.sample_id] = self._ranking(st)
             active = []
         while active:
@@ -86,9 +88,12 @@ class IterativeRanker:
     def _ranking(st: _State) -> Ranking:
         return Ranking(st.sample.sample_id, (st.remaining[0], *reversed(st.eliminated)), tuple(st.steps), st.repaired)
 
-    def _run_cached(self, st: _State, progress: Progress | None) -> None:
-        """All of one sample's eliminations in fast mode, each reusing the previous prompt's KV cache."""
-        cache = None
+    def _run_cached(self, st: _State, progress: Progress | None, head) -> None:
+        """All of one sample's eliminations in fast mode, each reusing the previous prompt's KV cache.
+
+        The first starts from a copy of `head`, the chat head's cache, never from another sample's.
+        """
+        cache = head.copy() if head is not None else None
         while len(st.remaining) > 1:
             p = self._prompt(st)
             started = time.perf_counter()
