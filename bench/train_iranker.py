@@ -111,8 +111,9 @@ def main() -> None:
         job = dict(label=label, model=model, samples=args.samples, tasks=args.eval_tasks.split(","),
                    limit=args.eval_limit, prompt=prompt, dtype=args.eval_dtype, seed=cfg.seed,
                    out=out / f"eval-{label}", compare=compare)
-        # a fresh process per evaluation: run in the training process, evaluation was five times
-        # slower than standalone (state left by training), so it runs as a standalone would
+        # a fresh process per evaluation, as a standalone `r1ranker evaluate` runs: nothing the training
+        # left behind (threads, memory, autocast state) can touch the timing or the numbers. Slow
+        # evaluations seen before came from sharing the 2 cores (oversubscribed OpenMP threads), not from this.
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             reports[label] = pool.submit(_evaluate, job).result()
     by_task = reports["base"]["tasks"]

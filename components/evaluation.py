@@ -77,7 +77,22 @@ def _rates(rankings: Sequence[Ranking]) -> dict[str, float]:
         "repaired_step_rate": counts["repaired"] / n_steps,
         "repaired_ranking_rate": sum(r.repaired for r in rankings) / max(len(rankings), 1),
         "status_counts": dict(sorted(counts.items())),
+        **_first_answer(rankings),
     }
+
+
+def _first_answer(rankings: Sequence[Ranking]) -> dict[str, Any]:
+    """The label answered most often at a sample's first step, and how often.
+
+    A share near 1 means the model gives the same label whatever the candidates
+    (SmolLM2 in fast mode names `B`, the format example's label, almost always):
+    its ranking is position, not content.
+    """
+    firsts = Counter(r.steps[0].parsed[0] for r in rankings if r.steps and r.steps[0].parsed)
+    if not firsts:
+        return {}
+    label, count = firsts.most_common(1)[0]
+    return {"first_answer_top": {"label": label, "share": count / sum(firsts.values())}}
 
 
 def _cost(rankings: Sequence[Ranking]) -> dict[str, float]:

@@ -120,3 +120,15 @@ def test_failed_run_leaves_previous_output_untouched(bm25_run, prepared, tmp_pat
     result = evaluate("--ranker", "bm25", "--samples", str(samples), "--out", str(copy), "--compare", str(tmp_path / "missing.json"))
     assert result.exit_code == 1 and "missing.json: file not found" in result.output
     assert (copy / "metrics.json").read_bytes() == before
+
+
+def test_first_answer_share_shows_a_label_bias():
+    from components.evaluation import _rates
+    from components.schema import Ranking, RankingStep
+
+    def ranking(first):
+        return Ranking("s", ("a", "b"), (RankingStep("h", first, [first], "ok", 10, 0, 0.1),))
+
+    rates = _rates([ranking("B"), ranking("B"), ranking("C")])
+    assert rates["first_answer_top"] == {"label": "B", "share": 2 / 3}
+    assert "first_answer_top" not in _rates([Ranking("s", ("a", "b"), ())])  # baselines have no steps
