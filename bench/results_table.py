@@ -67,6 +67,15 @@ def cell(report: dict, task: str) -> str:
     return f"{100 * m['mean']:.1f} [{100 * m['ci95'][0]:.1f}–{100 * m['ci95'][1]:.1f}] (n={rep['n']}{flag})"
 
 
+def first_answer_line(system: str, report: dict) -> list[str]:
+    """One bullet per LLM system: each task's most common first answer and its share (older files lack it)."""
+    tops = {t: report["tasks"][t].get("parse", {}).get("first_answer_top") for t in TASKS if t in report["tasks"]}
+    tops = {t: v for t, v in tops.items() if v}
+    if not tops:
+        return []
+    return [f"- {system}: " + ", ".join(f"{t} `{v['label']}` {100 * v['share']:.0f}%" for t, v in tops.items())]
+
+
 def throughput_section(path: Path) -> list[str]:
     if not path.exists():
         return ["_Run `python bench/eval_throughput.py` to fill this section._"]
@@ -150,14 +159,19 @@ def main() -> None:
         "| system | " + " | ".join(TASKS) + " |",
         "|---|" + "---|" * len(TASKS),
     ]
-    pending = []
+    pending, biases = [], []
     for system in SYSTEMS:
         path = eval_dir / system / "metrics.json"
         if path.exists():
             report = json.loads(path.read_text())
             lines.append(f"| {system} | " + " | ".join(cell(report, t) for t in TASKS) + " |")
+            biases += first_answer_line(system, report)
         else:
             pending.append(system)
+    if biases:
+        lines += ["", "The label the model answered most often at a sample's first step (IRanker: the first "
+                  "elimination; DRanker: the top of the ranking) and its share; near 100% means the answer follows "
+                  "a letter, not the candidates:", ""] + biases
     if pending:
         lines += ["", f"Not yet measured: {', '.join(pending)} (run `python bench/results_table.py --run`)."]
     lines += ["", "Chance MRR x 100: 20 candidates 18.0, 11 candidates 27.5, 9: 31.4, 7: 37.0, 5: 45.7.", "",
