@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from components.prompts import PromptConfig
+from components.prompts import PromptConfig, chat_head
 from components.schema import Ranking, RankingSample
 
 MODES = ("reasoning", "fast")
@@ -52,6 +52,11 @@ def uses_prefix_cache(config: LLMRankerConfig, backend) -> bool:
     if config.prefix_cache is not None:
         return config.prefix_cache
     return str(getattr(backend, "device", "cpu")).startswith("cpu")
+
+
+def head_cache(backend, prompt: PromptConfig):
+    """The KV cache of the chat head every prompt starts with, computed once per `rank()` call."""
+    return backend.prefix_cache(chat_head(backend.tok, prompt))
 
 
 def skipped(sample: RankingSample, reason: str) -> Ranking:

@@ -13,9 +13,9 @@ import time
 from collections.abc import Sequence
 
 from components.parsing import parse_answer
-from components.prompts import PromptTooLong, build_prompt, chat_head
+from components.prompts import PromptTooLong, build_prompt
 from components.rankers.backend import ANSWER_OPEN
-from components.rankers.base import LLMRankerConfig, Progress, batches, skipped, uses_prefix_cache
+from components.rankers.base import LLMRankerConfig, Progress, batches, head_cache, skipped, uses_prefix_cache
 from components.schema import Ranking, RankingSample, RankingStep
 
 
@@ -42,7 +42,7 @@ class DirectRanker:
             progress(0, len(results))
         one_by_one = uses_prefix_cache(self.config, self.backend)  # one prompt at a time: no padding
         # each prompt starts from the KV cache of the chat head all prompts share, computed once
-        head = self.backend.prefix_cache(chat_head(self.backend.tok, self.prompt_cfg)) if one_by_one and todo else None
+        head = head_cache(self.backend, self.prompt_cfg) if one_by_one and todo else None
         for chunk in batches(todo, 1 if one_by_one else self.config.batch_size):
             started = time.perf_counter()
             if self.config.mode == "fast":

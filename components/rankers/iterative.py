@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from components.parsing import parse_answer
-from components.prompts import PromptTooLong, build_prompt, chat_head
+from components.prompts import PromptTooLong, build_prompt
 from components.rankers.backend import ANSWER_OPEN
-from components.rankers.base import LLMRankerConfig, Progress, batches, skipped, uses_prefix_cache
+from components.rankers.base import LLMRankerConfig, Progress, batches, head_cache, skipped, uses_prefix_cache
 from components.schema import Ranking, RankingSample, RankingStep
 
 
@@ -68,7 +68,7 @@ class IterativeRanker:
         if progress and results:
             progress(0, len(results))
         if uses_prefix_cache(self.config, self.backend) and active:
-            head = self.backend.prefix_cache(chat_head(self.backend.tok, self.prompt_cfg))
+            head = head_cache(self.backend, self.prompt_cfg)
             for st in active:
                 self._run_cached(st, progress, head)
                 results[st.sample.sample_id] = self._ranking(st)
