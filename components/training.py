@@ -13,6 +13,11 @@ folder: weights (LoRA merged), tokenizer and `ranker_config.json`.
   next-token logits restricted to the remaining labels after `<answer>`. A KL
   term to the frozen reference keeps the policy close. No sampling: GRPO's group
   is a Monte-Carlo estimate of the same gradient at several times the cost.
+  `objective="soft-target"` fits pi instead to q(a) ~ exp(r(a)/target_tau), the
+  optimum of the entropy-regularized one-step problem (cross-entropy -sum q log pi).
+  Its logit gradient pi - q does not vanish when pi sits on one label, which the
+  expected reward's p_a (r_a - E[r]) does: SmolLM2 starts by naming one letter
+  for almost every prompt, and there the expected reward barely moves.
 
 Health monitors (every logged step): per-reward mean/std, the share of groups
 whose rewards all tie (no learning signal), invalid / no-answer rates,
@@ -51,6 +56,7 @@ from components.schema import RankingSample
 log = logging.getLogger(__name__)
 
 ALGOS = ("grpo", "expected-reward")
+OBJECTIVES = ("expected", "soft-target")  # for algo=expected-reward
 CONFIG_FILE = "ranker_config.json"
 
 
@@ -113,6 +119,8 @@ class TrainConfig:
     temperature: float = 1.0
     learning_rate: float = 2e-5
     beta: float = 0.01  # KL weight
+    objective: str = "expected"  # expected-reward algo: maximize E_pi[r], or fit pi to softmax(r / target_tau)
+    target_tau: float = 0.25  # soft-target temperature: lower puts more of q on the best eliminations
     gradient_checkpointing: bool = False
     # expected-reward forward passes under bf16 autocast (weights and optimizer stay fp32). auto: on CUDA and
     # on CPUs with AMX (about 2x the tokens/s there), off elsewhere and for random test models
@@ -144,6 +152,12 @@ class TrainConfig:
             raise TrainingConfigError("max_steps and save_steps must be >= 1")
         if self.learning_rate <= 0:
             raise TrainingConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.objective not in OBJECTIVES:
+            raise TrainingConfigError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
+        if self.objective != "expected" and self.algo != "expected-reward":
+            raise TrainingConfigError(f"objective={self.objective!r} needs algo=expected-reward (GRPO maximizes the sampled reward)")
+        if self.target_tau <= 0:
+            raise TrainingConfigError(f"target_tau must be > 0, got {self.target_tau}")
         if self.autocast not in AUTOCAST:
             raise TrainingConfigError(f"autocast must be one of {list(AUTOCAST)}, got {self.autocast!r}")
         try:  # unknown reward names or options fail here, before any model loads
@@ -420,6 +434,19 @@ def _exclusion_table(rows: Sequence[dict], cfg: TrainConfig) -> list[list[float]
     return table
 
 
+def objective_loss(logp, rewards, objective: str = "expected", tau: float = 0.25):
+    """One prompt's loss from pi's log-probs over the remaining labels and each label's reward.
+
+    expected:    -sum_a pi(a) r(a); logit gradient pi_a (E_pi[r] - r_a), ~0 wherever pi is one-hot
+    soft-target: -sum_a q(a) log pi(a) with q = softmax(r / tau); logit gradient pi - q, zero only at pi = q
+    """
+    import torch
+
+    if objective == "soft-target":
+        return -(torch.softmax(rewards / tau, dim=-1) * logp).sum()
+    return -(logp.exp() * rewards).sum()
+
+
 def _checkpoints(out: Path) -> list[Path]:
     return sorted(Path(out).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
 
@@ -505,7 +532,7 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
             r = torch.tensor(rewards[i], device=device)
             logp = torch.log_softmax(logits[b, toks], dim=-1)  # [labels]: pi restricted to remaining labels
             expected = (logp.exp() * r).sum()
-            term = -expected
+            term = objective_loss(logp, r, cfg.objective, cfg.target_tau)
             if cfg.beta > 0:
                 kl = (logp.exp() * (logp - ref_cache[i])).sum()
                 term = term + cfg.beta * kl

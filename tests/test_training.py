@@ -50,8 +50,9 @@ def read_health(cfg):
     return [json.loads(line) for line in (Path(cfg.output_dir) / "health.jsonl").read_text().splitlines()]
 
 
-def test_expected_reward_two_steps_change_parameters_and_log_health(prepared, tmp_path):
-    cfg = config(prepared, tmp_path)
+@pytest.mark.parametrize("objective", ["expected", "soft-target"])
+def test_expected_reward_two_steps_change_parameters_and_log_health(prepared, tmp_path, objective):
+    cfg = config(prepared, tmp_path, objective=objective)
     before = initial_weights(cfg)
     summary = training.train(cfg)
     assert summary["steps"] == 2
@@ -74,6 +75,21 @@ def test_expected_reward_under_bf16_autocast_keeps_fp32_weights(prepared, tmp_pa
     saved = AutoModelForCausalLM.from_pretrained(summary["final"])
     assert next(saved.parameters()).dtype == torch.float32  # autocast computes in bf16, the weights stay fp32
     assert all(h["reward/expected_mean"] == h["reward/expected_mean"] for h in read_health(cfg))  # no NaN
+
+
+def test_soft_target_gradient_survives_a_one_label_policy():
+    """The base model names one label almost always; there the expected reward's gradient vanishes, soft-target's not."""
+    rewards = torch.tensor([0.0, 1.0, 0.5])  # the policy sits on the worst elimination
+    grads = {}
+    for objective in training.OBJECTIVES:
+        logits = torch.tensor([12.0, 0.0, 0.0], requires_grad=True)
+        training.objective_loss(torch.log_softmax(logits, -1), rewards, objective, tau=0.25).backward()
+        grads[objective] = logits.grad.norm().item()
+    assert grads["expected"] < 1e-4 and grads["soft-target"] > 0.5
+    # soft-target is at its optimum exactly when pi = softmax(r / tau)
+    logits = (rewards / 0.25).clone().requires_grad_(True)
+    training.objective_loss(torch.log_softmax(logits, -1), rewards, "soft-target", tau=0.25).backward()
+    assert logits.grad.abs().max().item() < 1e-6
 
 
 @pytest.fixture(scope="module", params=["iranker", "dranker"])
@@ -161,6 +177,8 @@ def test_training_reads_only_the_train_split(prepared, tmp_path, monkeypatch):
     [
         ({"rewards": {"bleu_reward": {}}}, "unknown reward 'bleu_reward'"),
         ({"autocast": "fp8"}, "autocast must be one of"),
+        ({"objective": "max-margin"}, "objective must be one of"),
+        ({"objective": "soft-target", "algo": "grpo"}, "needs algo=expected-reward"),
         ({"algo": "grpo", "batch_size": 6, "num_generations": 4}, "must be a multiple of num_generations"),
         ({"prompt": PromptConfig(max_prompt_tokens=4090), "algo": "grpo", "num_generations": 2, "max_completion_length": 64},
          "exceeds the context of random:tiny"),
