@@ -99,13 +99,51 @@ def throughput_section(path: Path) -> list[str]:
     return lines
 
 
+OBJECTIVE_TEXT = {"expected": "the expected reward",
+                  "soft-target": "the cross-entropy to softmax(reward / {tau}) (objective soft-target)"}
+
+
+def _first(top: dict | None) -> str:
+    return f"{top['label']} {100 * top['share']:.0f}%" if top else "n/a"
+
+
+def id_prior_section(path: Path) -> list[str]:
+    """The content-free headroom check (bench/id_prior.py) next to the training results."""
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    cells = ", ".join(f"{t} {100 * v['mrr']:.1f} [{100 * v['ci95'][0]:.1f}–{100 * v['ci95'][1]:.1f}]"
+                      for t, v in r["tasks"].items())
+    return ["", f"Headroom, no model: ranking each test candidate by its id's mean grade in the train samples "
+            f"(`{r['command']}`) gives MRR x 100 {cells}. Compare with the LLM rows above: what this lookup knows is "
+            "in the training data, and a trained ranker that reads the candidate lines could learn it."]
+
+
+def training_runs(paths: list[Path]) -> list[str]:
+    """One line per training benchmark run (each writes <out>/result.json): what was tried and what it gave."""
+    if not paths:
+        return []
+    lines = ["", "### Every training run", "",
+             "| run | train tasks | objective | lr | KL | LoRA layers | steps | s/step | held-out MRR x 100 diff (p) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for path in paths:
+        r = json.loads(path.read_text())
+        st = r["settings"]
+        diffs = ", ".join(f"{t} {100 * v['diff']:+.1f} ({v['p_value']:.2f})" for t, v in r["tasks"].items())
+        lines.append(f"| `{path.parent.name}` | {', '.join(r['train_tasks'])} | {st.get('objective', 'expected')} "
+                     f"| {st['learning_rate']} | {st['beta']} | top {st['top_layers']} | {r['steps']} "
+                     f"| {r['seconds_per_step']:.1f} | {diffs} |")
+    return lines
+
+
 def training_section(path: Path) -> list[str]:
     if not path.exists():
         return ["_Run `python bench/train_iranker.py` to fill this section._"]
     r = json.loads(path.read_text())
     st = r["settings"]
     lines = [
-        f"Command: `{r['command']}` on {r['machine']}. Fast-mode IRanker, exact expected-reward gradient, "
+        f"Command: `{r['command']}` on {r['machine']}. Fast-mode IRanker, exact gradient of "
+        f"{OBJECTIVE_TEXT[st.get('objective', 'expected')].format(tau=st.get('target_tau'))}, "
         f"LoRA r={st['lora_r']} on the top {st['top_layers']} layers, lr {st['learning_rate']}, batch {st['batch_size']}, "
         f"KL weight {st['beta']}, prompts cut to {st['max_prompt_tokens']} tokens, up to {st['max_train_samples']} train "
         f"samples per task of {', '.join(r['train_tasks'])}.",
@@ -116,13 +154,13 @@ def training_section(path: Path) -> list[str]:
         f"this is noisy: see the curve). Reward curve: `{r['curve']}`. Evaluation in "
         f"{st['eval_dtype'] or 'float32'} (training autocast: {st.get('autocast', 'off')}), first {st['eval_limit']} test samples per task, base and trained on the same samples.",
         "",
-        "| task | n | base MRR x 100 (95% CI) | trained MRR x 100 (95% CI) | diff | paired p |",
-        "|---|---|---|---|---|---|",
+        "| task | n | base MRR x 100 (95% CI) | trained MRR x 100 (95% CI) | diff | paired p | first answer, base / trained |",
+        "|---|---|---|---|---|---|---|",
     ]
     for task, t in r["tasks"].items():
         lines.append(f"| {task} | {t['n']} | {100 * t['base_mrr']:.1f} [{100 * t['base_ci95'][0]:.1f}–{100 * t['base_ci95'][1]:.1f}] "
                      f"| {100 * t['trained_mrr']:.1f} [{100 * t['trained_ci95'][0]:.1f}–{100 * t['trained_ci95'][1]:.1f}] "
-                     f"| {100 * t['diff']:+.1f} | {t['p_value']:.4f} |")
+                     f"| {100 * t['diff']:+.1f} | {t['p_value']:.4f} | {_first(t.get('base_first'))} / {_first(t.get('trained_first'))} |")
     wins = [t for t, v in r["tasks"].items() if v["diff"] > 0 and v["p_value"] < 0.05]
     losses = [t for t, v in r["tasks"].items() if v["diff"] < 0 and v["p_value"] < 0.05]
     lines += ["", f"Significant gains (p < 0.05): {', '.join(wins) or 'none'}; significant losses: {', '.join(losses) or 'none'}."]
@@ -188,6 +226,8 @@ def main() -> None:
                   f"in bf16 ({b['speedup']:.1f}x), next-token argmax agreement {100 * b['argmax_agreement']:.0f}%."]
     lines += ["", "## RL training: base vs trained IRanker (held-out test)", ""]
     lines += training_section(Path(args.throughput).with_name("train_iranker.json"))
+    lines += id_prior_section(Path(args.throughput).with_name("id_prior.json"))
+    lines += training_runs(sorted(Path(args.throughput).parent.glob("*/result.json"), key=lambda p: p.stat().st_mtime))
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

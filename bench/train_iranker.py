@@ -51,10 +51,28 @@ def _evaluate(job: dict) -> dict:
     started = time.perf_counter()
     report = evaluate(ranker, by_task, job["out"],
                       {"label": f"iterative-fast ({job['label']})", "ranker": "iterative", "mode": "fast",
-                       "model": job["model"], "split": "test", "limit": job["limit"]},
+                       "model": job["model"], "split": "test", "limit": job["limit"],
+                       "max_prompt_tokens": job["prompt"].max_prompt_tokens},
                       compare=job["compare"], seed=job["seed"])
     report["eval_seconds"] = time.perf_counter() - started
     return report
+
+
+def _reusable_base(path: Path, args) -> dict | None:
+    """The base model's earlier evaluation, when it measured what this run would (it does not depend on training)."""
+    from components.prompts import PROMPT_VERSION
+
+    if not path.exists():
+        return None
+    report = json.loads(path.read_text())
+    system = report.get("system", {})
+    same = (system.get("model") == args.model and system.get("limit") == args.eval_limit
+            and system.get("prompt_version") == PROMPT_VERSION and set(args.eval_tasks.split(",")) <= set(report["tasks"])
+            and system.get("max_prompt_tokens", args.max_prompt_tokens) == args.max_prompt_tokens)  # older files lack it
+    if not same:
+        print(f"not reusing {path}: it was run with other settings ({ {k: system.get(k) for k in ('model', 'limit', 'prompt_version')} })")
+        return None
+    return {**report, "tasks": {t: report["tasks"][t] for t in args.eval_tasks.split(",")}}
 
 
 def main() -> None:
@@ -70,6 +88,9 @@ def main() -> None:
     ap.add_argument("--learning-rate", type=float, default=2e-4)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--beta", type=float, default=0.01, help="KL weight to the base model")
+    ap.add_argument("--objective", default="expected", choices=["expected", "soft-target"],
+                    help="maximize the expected reward, or fit the policy to softmax(reward / target-tau)")
+    ap.add_argument("--target-tau", type=float, default=0.25, help="soft-target temperature")
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--top-layers", type=int, default=10, help="LoRA on the top N decoder layers")
     ap.add_argument("--max-prompt-tokens", type=int, default=640)
@@ -78,6 +99,8 @@ def main() -> None:
     ap.add_argument("--samples", default="artifacts/samples")
     ap.add_argument("--out", default="artifacts/bench/train_iranker")
     ap.add_argument("--skip-train", action="store_true", help="evaluate an existing <out>/train/final again")
+    ap.add_argument("--reuse-base", action="store_true",
+                    help="keep <out>/eval-base when it holds the same model, limit and prompt version and all eval tasks")
     args = ap.parse_args()
 
     params = load_params("params.yaml")
@@ -87,7 +110,7 @@ def main() -> None:
         params.section("train"), prompt, params.extra.get("rewards"), algo="expected-reward", ranker="iranker",
         model=args.model, tasks=tuple(args.tasks.split(",")), samples=args.samples, output_dir=str(out / "train"),
         max_steps=args.max_steps, max_seconds=60 * args.budget_minutes, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, beta=args.beta, max_train_samples=args.max_train_samples, save_steps=25,
+        learning_rate=args.learning_rate, beta=args.beta, objective=args.objective, target_tau=args.target_tau, max_train_samples=args.max_train_samples, save_steps=25,
         lora={"enabled": True, "r": args.lora_r, "alpha": 2 * args.lora_r, "top_layers": args.top_layers},
         autocast=args.autocast,
         monitor={"stop_early": False},
@@ -106,7 +129,13 @@ def main() -> None:
     health = [json.loads(line) for line in (out / "train" / "health.jsonl").read_text().splitlines() if line.strip()]
 
     reports = {}
+    base = _reusable_base(out / "eval-base" / "metrics.json", args) if args.reuse_base else None
+    if base is not None:
+        print(f"reusing {out / 'eval-base'} (same model, tasks, limit and prompt version)")
+        reports["base"] = {**base, "eval_seconds": base["wall_seconds"]}
     for label, model in (("base", args.model), ("trained", str(out / "train" / "final"))):
+        if label in reports:
+            continue
         compare = out / "eval-base" / "metrics.json" if label == "trained" else None
         job = dict(label=label, model=model, samples=args.samples, tasks=args.eval_tasks.split(","),
                    limit=args.eval_limit, prompt=prompt, dtype=args.eval_dtype, seed=cfg.seed,
@@ -124,12 +153,16 @@ def main() -> None:
         c = reports["trained"]["compare"]["tasks"][task]
         tasks[task] = {"n": t["n"], "base_mrr": b["metrics"]["mrr"]["mean"], "base_ci95": b["metrics"]["mrr"]["ci95"],
                        "trained_mrr": t["metrics"]["mrr"]["mean"], "trained_ci95": t["metrics"]["mrr"]["ci95"],
-                       "diff": c["mean_diff"], "p_value": c["p_value"]}
+                       "diff": c["mean_diff"], "p_value": c["p_value"],
+                       # the label named first most often and its share: near 1 is a position bias, not a ranking
+                       "base_first": b.get("parse", {}).get("first_answer_top"),
+                       "trained_first": t.get("parse", {}).get("first_answer_top")}
     result = {
         "command": "python " + " ".join(sys.argv),
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
-        "model": args.model, "algo": "expected-reward", "train_tasks": cfg.tasks,
-        "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "lora_r",
+        "model": args.model, "algo": "expected-reward", "objective": args.objective, "train_tasks": cfg.tasks,
+        "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "objective",
+                                                   "target_tau", "lora_r",
                                                    "top_layers", "max_prompt_tokens", "max_train_samples", "eval_limit",
                                                    "eval_dtype", "autocast")},
         "steps": summary["steps"], "train_seconds": summary["seconds"],
@@ -142,7 +175,8 @@ def main() -> None:
         "curve": str(out / "train" / "reward_curve.png"),
     }
     result["settings"]["eval_dtype"] = reports["base"]["system"].get("dtype", args.eval_dtype)  # what auto picked
-    write_json(Path("artifacts/bench/train_iranker.json"), result)
+    write_json(Path("artifacts/bench/train_iranker.json"), result)  # the latest run: docs/RESULTS.md's main table
+    write_json(out / "result.json", result)  # every run: RESULTS.md's table of training runs
     for task, r in tasks.items():
         print(f"{task}: MRR {r['base_mrr']:.3f} -> {r['trained_mrr']:.3f} ({r['diff']:+.3f}, p = {r['p_value']:.4f}, n = {r['n']})")
     print("wrote artifacts/bench/train_iranker.json; now: python bench/results_table.py")
