@@ -279,8 +279,9 @@ def train(
     num_generations: Annotated[Optional[int], typer.Option(help="GRPO group size.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     objective: Annotated[Optional[str], typer.Option(
-        help="expected-reward only: 'expected' maximizes E_pi[r]; 'soft-target' fits pi to softmax(r / target_tau), "
+        help="expected-reward only: 'expected' maximizes the expected reward; 'soft-target' fits pi to softmax(r / target_tau), "
              "whose gradient does not vanish when the base model always names the same label.")] = None,
+    target_tau: Annotated[Optional[float], typer.Option(help="soft-target temperature (lower: q closer to the best elimination).")] = None,
     output_dir: Annotated[Optional[str], typer.Option(help="Checkpoints and the final model go here.")] = None,
     max_train_samples: Annotated[Optional[int], typer.Option(help="Train samples per task (before IRanker expansion).")] = None,
     samples: Annotated[Optional[str], typer.Option(help="Prepared samples folder (default: train.samples).")] = None,
@@ -302,7 +303,7 @@ def train(
             cfg_all.extra.get("train"), prompt_config(cfg_all.extra.get("prompts")), cfg_all.extra.get("rewards"),
             ranker=ranker, algo=algo, model=model, tasks=tuple(_split_csv(tasks)) if tasks else None,
             max_steps=max_steps, max_seconds=max_seconds, batch_size=batch_size, num_generations=num_generations,
-            learning_rate=learning_rate, objective=objective, output_dir=output_dir, max_train_samples=max_train_samples,
+            learning_rate=learning_rate, objective=objective, target_tau=target_tau, output_dir=output_dir, max_train_samples=max_train_samples,
             samples=samples, device=device,
         )
 
