@@ -88,6 +88,15 @@ class PrefectStack:
     def logs(self, level: int = 0) -> list[str]:
         return [entry["message"] for entry in self.post("/logs/filter", {"logs": {"level": {"ge_": level}}, "limit": 200})]
 
+    def logs_containing(self, needles: tuple[str, ...], level: int = 0, timeout: float = 60) -> str:
+        """The logs once they hold every needle: a run's state can turn terminal before its log batches are stored."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = "\n".join(self.logs(level))
+            if all(n in text for n in needles) or time.monotonic() > deadline:
+                return text
+            time.sleep(1)
+
     def task_runs(self, name: str) -> int:
         return sum(t["name"].rsplit("-", 1)[0] == name for t in self.post("/task_runs/filter", {}))
 
@@ -155,7 +164,7 @@ def test_corrupted_input_fails_in_validation_and_registers_nothing(stack):
     run = prefect.run("pipeline/r1ranker-pipeline", {"profile": "tiny", "pull": False,
                                                       "overrides": corrupt_samples(prefect.project)})
     assert run["state_type"] == "FAILED"
-    errors = "\n".join(prefect.logs(40))
+    errors = prefect.logs_containing(("validation failed", "candidate_chars", "custom:q2"), level=40)
     assert "validation failed" in errors and "candidate_chars" in errors and "custom:q2" in errors
     failed = {t["name"].rsplit("-", 1)[0] for t in prefect.post("/task_runs/filter", {}) if t["state_type"] == "FAILED"}
     assert failed == {"validate", "data"}  # the task and the subflow around it; nothing after it ran
