@@ -187,10 +187,11 @@ def score(
     with user_errors():
         _check_ranker(ranker)
         cfg = load_params(params)
-        think = prompt_config(cfg.extra.get("prompts")).reasoning if reasoning is None else reasoning
+        prompt = prompt_config(cfg.extra.get("prompts"))
+        think = prompt.reasoning if reasoning is None else reasoning
         spec = (cfg.extra.get("rewards") or DEFAULT_REWARDS)[ranker]
         s = _first_sample(sample)
-        labels = shown_labels(s, _split_csv(remaining))
+        labels = shown_labels(s, _split_csv(remaining), prompt.stable_labels)
         completion = read_text(completion_file)
         parsed = parse_answer(completion, labels, "single" if ranker == "iranker" else "ranking")
         scored = score_completion(completion, reward_columns(labels, s, think), spec)

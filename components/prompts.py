@@ -5,6 +5,14 @@ Design choices:
 - Candidates are shown as `[A] text`; the answer is labels, never copied
   titles. A candidate keeps its label for the whole sample (stable across
   IRanker eliminations), so traces read naturally: "eliminated F, then B".
+- Letters go in listing order by default. With `stable_labels`, a routing
+  sample letters its LLMs in the order of their texts instead, so every LLM
+  keeps one letter in every sample (the listing order stays as shuffled). The
+  fast-mode action is a letter token, and a 135M model readily learns a bias
+  on output tokens but not to copy a letter from the line it judged: with
+  stable letters "never eliminate mistral-7b" becomes such a bias. Rec and
+  passage candidate sets differ per sample, so their letters stay in listing
+  order either way.
 - One builder serves training, evaluation and serving, so the prompt a model is
   trained with is the prompt it is evaluated with; `template_hash` identifies
   the wording, the chat template, the ranker, the reasoning switch and the
@@ -60,6 +68,7 @@ class PromptConfig:
     reasoning: bool = True
     max_prompt_tokens: int = 1024
     min_text_tokens: int = 12  # a text is never cut below this many tokens
+    stable_labels: bool = False  # routing: each LLM keeps one letter across samples (see the module doc)
     system: str = "You are a careful ranking assistant. You follow the answer format exactly."
 
     def for_mode(self, mode: str) -> "PromptConfig":
@@ -191,8 +200,32 @@ def _cut(tokenizer, text: str, ids: list[int], limit: int, keep_tail: bool = Fal
     return tokenizer.decode(ids[:limit]).rstrip() + CUT_MARK
 
 
-def shown_labels(sample: RankingSample, remaining: Sequence[str] | None = None) -> dict[str, str]:
-    """label -> candidate id for the candidates shown (all, or the `remaining` ones), labels stable.
+def candidate_labels(sample: RankingSample, stable: bool = False) -> list[str]:
+    """Each candidate's label, aligned with `sample.candidates`.
+
+    Listing order by default; `stable` letters a routing sample's candidates in
+    the case-folded order of their texts, so the same LLM gets the same letter
+    in every sample whatever the listing order.
+
+    >>> from components.schema import Candidate
+    >>> s = RankingSample("s", "t", "router", "q", (Candidate("y", "gpt-4"), Candidate("x", "Claude")), {"y": 1}, "g")
+    >>> candidate_labels(s), candidate_labels(s, stable=True)
+    (['A', 'B'], ['B', 'A'])
+    """
+    letters = make_labels(len(sample.candidates))
+    if not stable or sample.scenario != "router":
+        return letters
+    order = sorted(range(len(sample.candidates)), key=lambda i: (sample.candidates[i].text.casefold(), sample.candidates[i].id))
+    out = [""] * len(order)
+    for letter, i in zip(letters, order):
+        out[i] = letter
+    return out
+
+
+def shown_labels(sample: RankingSample, remaining: Sequence[str] | None = None, stable: bool = False) -> dict[str, str]:
+    """label -> candidate id for the candidates shown (all, or the `remaining` ones) in listing order.
+
+    A candidate's label never changes within a sample (`candidate_labels`).
 
     >>> from components.schema import Candidate
     >>> s = RankingSample("s", "t", "custom", "q", (Candidate("x", "X"), Candidate("y", "Y"), Candidate("z", "Z")), {"y": 1}, "g")
@@ -205,7 +238,7 @@ def shown_labels(sample: RankingSample, remaining: Sequence[str] | None = None) 
         raise ValueError(f"sample {sample.sample_id!r}: remaining ids {sorted(unknown)} are not candidates")
     if len(keep) < 2:
         raise ValueError(f"sample {sample.sample_id!r}: a prompt needs at least 2 candidates, got {len(keep)}")
-    all_labels = make_labels(len(sample.candidates))
+    all_labels = candidate_labels(sample, stable)
     return {lab: c.id for lab, c in zip(all_labels, sample.candidates) if c.id in keep}
 
 
@@ -230,8 +263,8 @@ def build_prompt(
     """The prompt for `sample`; IRanker shows only `remaining` candidate ids (all by default)."""
     if ranker not in RANKERS:
         raise ValueError(f"unknown ranker {ranker!r}; valid: {list(RANKERS)}")
-    labels = shown_labels(sample, remaining)
-    all_labels = make_labels(len(sample.candidates))
+    labels = shown_labels(sample, remaining, cfg.stable_labels)
+    all_labels = candidate_labels(sample, cfg.stable_labels)
     scen = SCENARIO_TEXT[sample.scenario]
     fmt = FORMAT_TEXT[(ranker, cfg.reasoning)].format(n=len(labels))
     task_line = getattr(scen, ranker)

@@ -71,6 +71,26 @@ def test_labels_are_stable_across_eliminations(prepared, tokenizer):
     assert f"[{dropped}] " not in step.text
 
 
+def test_stable_labels_give_each_routed_llm_one_letter_in_every_sample(prepared, tokenizer):
+    out, _ = prepared
+    samples = read_samples(out / "router-performance" / "test.jsonl")[:4]
+    assert len({tuple(s.candidate_ids) for s in samples}) > 1, "the fixture should shuffle the listing order"
+    cfg = PromptConfig(stable_labels=True)
+    letter_of = [{cid: lab for lab, cid in build_prompt(s, "iranker", tokenizer, cfg).labels.items()} for s in samples]
+    assert all(m == letter_of[0] for m in letter_of), "an LLM changed its letter between samples"
+    assert sorted(letter_of[0].values()) == [chr(ord("A") + i) for i in range(len(letter_of[0]))]
+    s = samples[0]
+    full = build_prompt(s, "iranker", tokenizer, cfg)
+    assert list(full.labels.values()) == s.candidate_ids, "the listing order is the sample's"
+    step = build_prompt(s, "iranker", tokenizer, cfg, remaining=s.candidate_ids[3:7])
+    assert step.labels == {lab: cid for lab, cid in full.labels.items() if cid in s.candidate_ids[3:7]}
+    # rec and passage candidate sets differ per sample: their prompts do not change
+    for task in ("rec-movie", "passage-5"):
+        other = first_test_sample(prepared, task)
+        assert build_prompt(other, "iranker", tokenizer, cfg).text == build_prompt(other, "iranker", tokenizer).text
+    assert full.template_hash != build_prompt(s, "iranker", tokenizer).template_hash
+
+
 @pytest.mark.parametrize("task", ["router-performance", "passage-9", "rec-movie"])
 def test_cuts_are_decided_on_the_full_candidate_set(prepared, tokenizer, task):
     """Every elimination of a sample shows the texts the full prompt showed: prompts share a prefix."""
