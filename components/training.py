@@ -200,6 +200,8 @@ def build_train_config(raw: dict[str, Any] | None, prompt: PromptConfig, rewards
             raw[key] = cls(**value)
     if "tasks" in raw:
         raw["tasks"] = tuple(raw["tasks"])
+    if raw.get("algo") == "grpo" and overrides.get("objective") is None:
+        raw.pop("objective", None)  # params' objective configures the expected-reward trainer; only an explicit one errs
     ranker = raw.get("ranker", "iranker")
     return TrainConfig(prompt=prompt, rewards=(rewards or {}).get(ranker, {}), **raw)
 
@@ -525,8 +527,8 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
                 for b, i in enumerate(missing):
                     ref_cache[i] = torch.log_softmax(ref_logits[b, torch.tensor(label_tokens[i], device=device)], dim=-1)
         loss = torch.zeros((), device=device)
-        exp_rewards, kls, ties = [], [], 0
-        uniform, by_task = [], {}  # a uniform pick's expected reward: the chance level each batch is measured against
+        exp_rewards, greedy, kls, ties = [], [], [], 0
+        uniform, by_task, greedy_by_task = [], {}, {}  # a uniform pick's expected reward: the chance level of each batch
         for b, i in enumerate(idx):
             toks = torch.tensor(label_tokens[i], device=device)
             r = torch.tensor(rewards[i], device=device)
@@ -539,8 +541,12 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
                 kls.append(float(kl.detach()))
             loss = loss + term / len(idx)
             exp_rewards.append(float(expected.detach()))
+            # the evaluated ranker eliminates the argmax label: the reward it would get here. Soft-target aims pi
+            # at a spread-out target, so its sampled reward can stay flat while the greedy choice improves
+            greedy.append(float(r[int(logp.detach().argmax())]))
             uniform.append(float(r.mean()))
             by_task.setdefault(rows[i]["task"], []).append(exp_rewards[-1] - uniform[-1])
+            greedy_by_task.setdefault(rows[i]["task"], []).append(greedy[-1] - uniform[-1])
             ties += bool((r == r[0]).all())
         optimizer.zero_grad()
         loss.backward()
@@ -548,8 +554,10 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
         step += 1
         metrics = {"loss": float(loss.detach()), "reward/expected_mean": sum(exp_rewards) / len(exp_rewards),
                    "reward/expected_std": float(torch.tensor(exp_rewards).std()) if len(exp_rewards) > 1 else 0.0,
+                   "reward/greedy_mean": sum(greedy) / len(greedy),
                    "reward/uniform_mean": sum(uniform) / len(uniform),
                    **{f"reward/over_uniform/{t}": sum(v) / len(v) for t, v in sorted(by_task.items())},
+                   **{f"reward/greedy_over_uniform/{t}": sum(v) / len(v) for t, v in sorted(greedy_by_task.items())},
                    "health/no_signal_frac": ties / len(idx), "health/invalid_rate": 0.0, "health/no_answer_rate": 0.0,
                    "health/kl": sum(kls) / len(kls) if kls else 0.0,
                    "seconds_per_step": (time.perf_counter() - started) / step,

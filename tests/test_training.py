@@ -59,6 +59,8 @@ def test_expected_reward_two_steps_change_parameters_and_log_health(prepared, tm
     assert changed(before, summary["final"]), "no trainable parameter moved"
     health = read_health(cfg)
     assert len(health) == 2 and HEALTH_KEYS <= set(health[0]) and "reward/expected_mean" in health[0]
+    h = health[0]  # the argmax label's reward lies between the batch's worst and best, as a mean of picks
+    assert 0.0 <= h["reward/greedy_mean"] <= 1.2 and any(k.startswith("reward/greedy_over_uniform/") for k in h)
     meta = json.loads((Path(summary["final"]) / "ranker_config.json").read_text())
     assert meta["ranker"] == "iterative" and meta["mode"] == "fast" and len(meta["template_hash"]) == 12
 
@@ -188,6 +190,14 @@ def test_bad_config_fails_before_any_model_loads(prepared, tmp_path, monkeypatch
     monkeypatch.setattr("components.models.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
     with pytest.raises(TrainingConfigError, match=message):
         training.train(config(prepared, tmp_path, **overrides))
+
+
+def test_params_objective_does_not_block_grpo_but_an_explicit_one_does():
+    raw = {"objective": "soft-target", "algo": "expected-reward"}
+    assert training.build_train_config(raw, PromptConfig(), None).objective == "soft-target"
+    assert training.build_train_config(raw, PromptConfig(), None, algo="grpo").objective == "expected"
+    with pytest.raises(TrainingConfigError, match="needs algo=expected-reward"):
+        training.build_train_config(raw, PromptConfig(), None, algo="grpo", objective="soft-target")
 
 
 def test_wall_clock_budget_stops_training_with_a_final_model(prepared, tmp_path):
