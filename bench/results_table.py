@@ -124,7 +124,7 @@ def training_runs(paths: list[Path]) -> list[str]:
     if not paths:
         return []
     lines = ["", "### Every training run", "",
-             "| run | train tasks | objective | lr | KL | LoRA layers | router letters | steps | s/step | held-out MRR x 100 diff (p) |",
+             "| run | train tasks | objective | lr | KL | LoRA layers | letters | steps | s/step | held-out MRR x 100 diff (p) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for path in paths:
         r = json.loads(path.read_text())
@@ -132,7 +132,8 @@ def training_runs(paths: list[Path]) -> list[str]:
         diffs = ", ".join(f"{t} {100 * v['diff']:+.1f} ({v['p_value']:.2g})" for t, v in r["tasks"].items())
         lines.append(f"| `{path.parent.name}` | {', '.join(r['train_tasks'])} | {st.get('objective', 'expected')} "
                      f"| {st['learning_rate']} | {st['beta']} | top {st['top_layers']} "
-                     f"| {'stable' if st.get('stable_labels') else 'listing'} | {r['steps']} "
+                     f"| {'stable router' if st.get('stable_labels') else 'listing'}, {st.get('label_position', 'before')} text "
+                     f"| {r['steps']} "
                      f"| {r['seconds_per_step']:.1f} | {diffs} |")
     return lines
 
@@ -147,7 +148,8 @@ def training_section(path: Path) -> list[str]:
         f"{OBJECTIVE_TEXT[st.get('objective', 'expected')].format(tau=st.get('target_tau'))}, "
         f"LoRA r={st['lora_r']} on the top {st['top_layers']} layers, lr {st['learning_rate']}, batch {st['batch_size']}, "
         f"KL weight {st['beta']}, prompts cut to {st['max_prompt_tokens']} tokens, "
-        f"{'stable router letters (each LLM one letter in every sample), ' if st.get('stable_labels') else ''}up to {st['max_train_samples']} train "
+        f"{'stable router letters (each LLM one letter in every sample), ' if st.get('stable_labels') else ''}"
+        f"{'labels after each text, ' if st.get('label_position') == 'after' else ''}up to {st['max_train_samples']} train "
         f"samples per task of {', '.join(r['train_tasks'])}.",
         "",
         f"{r['steps']} steps in {r['train_seconds'] / 60:.1f} minutes ({r['seconds_per_step']:.1f} s/step, "

@@ -52,7 +52,8 @@ def _evaluate(job: dict) -> dict:
     report = evaluate(ranker, by_task, job["out"],
                       {"label": f"iterative-fast ({job['label']})", "ranker": "iterative", "mode": "fast",
                        "model": job["model"], "split": "test", "limit": job["limit"],
-                       "max_prompt_tokens": job["prompt"].max_prompt_tokens, "stable_labels": job["prompt"].stable_labels},
+                       "max_prompt_tokens": job["prompt"].max_prompt_tokens, "stable_labels": job["prompt"].stable_labels,
+                       "label_position": job["prompt"].label_position},
                       compare=job["compare"], seed=job["seed"])
     report["eval_seconds"] = time.perf_counter() - started
     return report
@@ -74,9 +75,10 @@ def _reusable_base(path: Path, args) -> dict | None:
     same = (system.get("model") == args.model and system.get("limit") == args.eval_limit
             and system.get("prompt_version") == PROMPT_VERSION and set(args.eval_tasks.split(",")) <= set(report["tasks"])
             and system.get("max_prompt_tokens", args.max_prompt_tokens) == args.max_prompt_tokens  # older files lack it
-            and system.get("stable_labels", False) == args.stable_labels)
+            and system.get("stable_labels", False) == args.stable_labels
+            and system.get("label_position", "before") == args.label_position)
     if not same:
-        print(f"not reusing {path}: it was run with other settings ({ {k: system.get(k) for k in ('model', 'limit', 'prompt_version', 'max_prompt_tokens', 'stable_labels')} })")
+        print(f"not reusing {path}: it was run with other settings ({ {k: system.get(k) for k in ('model', 'limit', 'prompt_version', 'max_prompt_tokens', 'stable_labels', 'label_position')} })")
         return None
     return {**report, "tasks": {t: report["tasks"][t] for t in args.eval_tasks.split(",")}}
 
@@ -102,6 +104,8 @@ def main() -> None:
     ap.add_argument("--max-prompt-tokens", type=int, default=1024)
     ap.add_argument("--stable-labels", action=argparse.BooleanOptionalAction, default=None,
                     help="routing: each LLM keeps one letter across samples (default: prompts.stable_labels)")
+    ap.add_argument("--label-position", choices=["before", "after"], default=None,
+                    help="'[A] text' or 'text [A]' (default: prompts.label_position)")
     ap.add_argument("--max-train-samples", type=int, default=200, help="per task, before IRanker expansion")
     ap.add_argument("--max-steps", type=int, default=100000, help="the budget usually stops training first")
     ap.add_argument("--samples", default="artifacts/samples")
@@ -116,7 +120,9 @@ def main() -> None:
     prompt = dataclasses.replace(prompt_config(params.extra.get("prompts")), max_prompt_tokens=args.max_prompt_tokens)
     if args.stable_labels is not None:
         prompt = dataclasses.replace(prompt, stable_labels=args.stable_labels)
-    args.stable_labels = prompt.stable_labels  # recorded in the settings as used
+    if args.label_position is not None:
+        prompt = dataclasses.replace(prompt, label_position=args.label_position)
+    args.stable_labels, args.label_position = prompt.stable_labels, prompt.label_position  # recorded as used
     cfg = build_train_config(
         params.section("train"), prompt, params.extra.get("rewards"), algo="expected-reward", ranker="iranker",
         model=args.model, tasks=tuple(args.tasks.split(",")), samples=args.samples, output_dir=str(out / "train"),
@@ -176,7 +182,7 @@ def main() -> None:
         "model": args.model, "algo": "expected-reward", "objective": args.objective, "train_tasks": cfg.tasks,
         "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "objective",
                                                    "target_tau", "lora_r",
-                                                   "top_layers", "max_prompt_tokens", "stable_labels", "max_train_samples", "eval_limit",
+                                                   "top_layers", "max_prompt_tokens", "stable_labels", "label_position", "max_train_samples", "eval_limit",
                                                    "eval_dtype", "autocast")},
         "steps": summary["steps"], "train_seconds": summary["seconds"],
         "seconds_per_step": summary["seconds"] / max(summary["steps"], 1),

@@ -13,6 +13,12 @@ Design choices:
   stable letters "never eliminate mistral-7b" becomes such a bias. Rec and
   passage candidate sets differ per sample, so their letters stay in listing
   order either way.
+- With `label_position: after` a line reads `text [A]` instead. A causal LM's
+  hidden state at a token sees only what came before it, so the letter of
+  `[A] text` carries nothing of its text: to name the worst line the model
+  must first find it and then look back for its letter. After the text, the
+  letter's own position can hold a summary of the line, so one attention
+  step from the answer can pick the letter by content.
 - One builder serves training, evaluation and serving, so the prompt a model is
   trained with is the prompt it is evaluated with; `template_hash` identifies
   the wording, the chat template, the ranker, the reasoning switch and the
@@ -45,6 +51,7 @@ from components.schema import RankingSample
 # 3: the task and answer format come before the candidate list, so the list ends the prompt
 PROMPT_VERSION = "3"
 RANKERS = ("dranker", "iranker")
+LABEL_POSITIONS = ("before", "after")
 ENGINES = {"iranker": "iterative", "dranker": "direct"}  # prompt role -> ranker engine (components.rankers)
 
 
@@ -69,6 +76,7 @@ class PromptConfig:
     max_prompt_tokens: int = 1024
     min_text_tokens: int = 12  # a text is never cut below this many tokens
     stable_labels: bool = False  # routing: each LLM keeps one letter across samples (see the module doc)
+    label_position: str = "before"  # "[A] text" or "text [A]" (see the module doc)
     system: str = "You are a careful ranking assistant. You follow the answer format exactly."
 
     def for_mode(self, mode: str) -> "PromptConfig":
@@ -80,6 +88,8 @@ class PromptConfig:
             raise ValueError(f"max_prompt_tokens must be >= 64, got {self.max_prompt_tokens}")
         if self.min_text_tokens < 1:
             raise ValueError(f"min_text_tokens must be >= 1, got {self.min_text_tokens}")
+        if self.label_position not in LABEL_POSITIONS:
+            raise ValueError(f"label_position must be one of {list(LABEL_POSITIONS)}, got {self.label_position!r}")
 
 
 @dataclass(frozen=True)
@@ -171,6 +181,15 @@ class Prompt:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
 
+# Settings added after PROMPT_VERSION 3 shipped: left out of the hash while they hold their
+# defaults, so a model registered before a setting existed keeps its hash and still serves.
+_LATER_FIELDS = {"stable_labels": False, "label_position": "before"}
+
+
+def _hashed_fields(cfg: PromptConfig) -> dict:
+    return {k: v for k, v in cfg.__dict__.items() if _LATER_FIELDS.get(k, object()) != v}
+
+
 def template_hash(tokenizer, ranker: str, cfg: PromptConfig) -> str:
     """Identifies everything that shapes a prompt except the sample itself."""
     payload = json.dumps(
@@ -181,7 +200,7 @@ def template_hash(tokenizer, ranker: str, cfg: PromptConfig) -> str:
             "labels": "letters",
             "chat_template": getattr(tokenizer, "chat_template", None) or "",
             "ranker": ranker,
-            "cfg": cfg.__dict__,
+            "cfg": _hashed_fields(cfg),
         },
         sort_keys=True,
     )
@@ -272,7 +291,8 @@ def build_prompt(
 
     def render(query: str, texts: list[str], only: dict[str, str] | None = None) -> str:
         """The prompt with every candidate (texts aligned with them), or `only` the labels given."""
-        listing = "\n".join(f"[{lab}] {text}" for lab, text in zip(all_labels, texts) if only is None or lab in only)
+        line = "[{lab}] {text}" if cfg.label_position == "before" else "{text} [{lab}]"
+        listing = "\n".join(line.format(lab=lab, text=text) for lab, text in zip(all_labels, texts) if only is None or lab in only)
         user = (
             scen.context.format(query=query, objective=objective)
             + f"\n\n{task_line}\n{fmt}\n\n{scen.items}:\n{listing}"

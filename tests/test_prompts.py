@@ -91,6 +91,23 @@ def test_stable_labels_give_each_routed_llm_one_letter_in_every_sample(prepared,
     assert full.template_hash != build_prompt(s, "iranker", tokenizer).template_hash
 
 
+def test_label_after_ends_each_candidate_line_and_keeps_older_hashes(prepared, tokenizer):
+    sample = first_test_sample(prepared, "passage-5")
+    before = build_prompt(sample, "iranker", tokenizer)
+    after = build_prompt(sample, "iranker", tokenizer, PromptConfig(label_position="after"))
+    assert after.labels == before.labels
+    listing = after.text.split("Candidate passages:\n", 1)[1]
+    lines = [ln.split("<|im_end|>")[0] for ln in listing.splitlines()[: len(after.labels)]]
+    assert [ln.rsplit(" [", 1)[1] for ln in lines] == [f"{lab}]" for lab in after.labels]
+    assert not any(ln.startswith("[") for ln in lines)
+    assert after.template_hash != before.template_hash
+    # a setting added later is left out of the hash at its default: models registered before it existed still serve
+    from components.prompts import _hashed_fields
+    assert set(_hashed_fields(PromptConfig())) == set(PromptConfig.__dataclass_fields__) - {"stable_labels", "label_position"}
+    with pytest.raises(ValueError, match="label_position must be one of"):
+        PromptConfig(label_position="middle")
+
+
 @pytest.mark.parametrize("task", ["router-performance", "passage-9", "rec-movie"])
 def test_cuts_are_decided_on_the_full_candidate_set(prepared, tokenizer, task):
     """Every elimination of a sample shows the texts the full prompt showed: prompts share a prefix."""
