@@ -34,7 +34,7 @@ from components.config import load_params  # noqa: E402
 from components.evaluation import evaluate, load_eval_samples  # noqa: E402
 from components.io import write_json  # noqa: E402
 from components.pipeline import write_curves  # noqa: E402
-from components.prompts import prompt_config  # noqa: E402
+from components.prompts import LABEL_POSITIONS, prompt_config  # noqa: E402
 from components.rankers import LLMRankerConfig, build_ranker  # noqa: E402
 from components.training import build_train_config, train  # noqa: E402
 
@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("--max-prompt-tokens", type=int, default=1024)
     ap.add_argument("--stable-labels", action=argparse.BooleanOptionalAction, default=None,
                     help="routing: each LLM keeps one letter across samples (default: prompts.stable_labels)")
-    ap.add_argument("--label-position", choices=["before", "after"], default=None,
+    ap.add_argument("--label-position", choices=list(LABEL_POSITIONS), default=None,
                     help="'[A] text' or 'text [A]' (default: prompts.label_position)")
     ap.add_argument("--max-train-samples", type=int, default=200, help="per task, before IRanker expansion")
     ap.add_argument("--max-steps", type=int, default=100000, help="the budget usually stops training first")
