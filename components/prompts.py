@@ -183,11 +183,12 @@ class Prompt:
 
 # Settings added after PROMPT_VERSION 3 shipped: left out of the hash while they hold their
 # defaults, so a model registered before a setting existed keeps its hash and still serves.
-_LATER_FIELDS = {"stable_labels": False, "label_position": "before"}
+_LATER_FIELDS = ("stable_labels", "label_position")
 
 
 def _hashed_fields(cfg: PromptConfig) -> dict:
-    return {k: v for k, v in cfg.__dict__.items() if _LATER_FIELDS.get(k, object()) != v}
+    fields = PromptConfig.__dataclass_fields__
+    return {k: v for k, v in cfg.__dict__.items() if k not in _LATER_FIELDS or v != fields[k].default}
 
 
 def template_hash(tokenizer, ranker: str, cfg: PromptConfig) -> str:
