@@ -64,6 +64,15 @@ def _mean_gap(health: list[dict]) -> float | None:
     return sum(gaps) / len(gaps) if gaps else None
 
 
+def _held_out(health: list[dict]) -> dict | None:
+    checks = [h for h in health if "val/greedy_mean" in h]
+    if not checks:
+        return None
+    gains = lambda h: {k.rsplit("/", 1)[1]: v for k, v in h.items() if k.startswith("val/greedy_over_uniform/")}
+    return {"first_step": checks[0]["step"], "last_step": checks[-1]["step"],
+            "first": gains(checks[0]), "last": gains(checks[-1])}
+
+
 def _reusable_base(path: Path, args) -> dict | None:
     """The base model's earlier evaluation, when it measured what this run would (it does not depend on training)."""
     from components.prompts import PROMPT_VERSION
@@ -107,6 +116,12 @@ def main() -> None:
     ap.add_argument("--label-position", choices=list(LABEL_POSITIONS), default=None,
                     help="'[A] text' or 'text [A]' (default: prompts.label_position)")
     ap.add_argument("--max-train-samples", type=int, default=200, help="per task, before IRanker expansion")
+    ap.add_argument("--max-pool", type=int, default=None,
+                    help="train only on elimination steps with at most N candidates left (default: every pool size)")
+    ap.add_argument("--val-groups", type=int, default=40,
+                    help="per task: train-split groups (users, queries) kept out of training for the held-out curve (0: off)")
+    ap.add_argument("--val-every", type=int, default=50, help="steps between held-out checks")
+    ap.add_argument("--val-rows", type=int, default=48, help="held-out prompts scored per task at each check")
     ap.add_argument("--max-steps", type=int, default=100000, help="the budget usually stops training first")
     ap.add_argument("--samples", default="artifacts/samples")
     ap.add_argument("--out", default="artifacts/bench/train_iranker")
@@ -128,10 +143,11 @@ def main() -> None:
         model=args.model, tasks=tuple(args.tasks.split(",")), samples=args.samples, output_dir=str(out / "train"),
         max_steps=args.max_steps, max_seconds=60 * args.budget_minutes, batch_size=args.batch_size,
         learning_rate=args.learning_rate, beta=args.beta, objective=args.objective, target_tau=args.target_tau,
-        max_train_samples=args.max_train_samples, save_steps=25,
+        max_train_samples=args.max_train_samples, max_pool_size=args.max_pool, save_steps=25,
         lora={"enabled": True, "r": args.lora_r, "alpha": 2 * args.lora_r, "top_layers": args.top_layers},
         autocast=args.autocast,
         monitor={"stop_early": False},
+        validation={"groups": args.val_groups, "every": args.val_every, "max_rows": args.val_rows},
     )
     summary_path = out / "train" / "summary.json"
     if args.skip_train:
@@ -182,15 +198,18 @@ def main() -> None:
         "model": args.model, "algo": "expected-reward", "objective": args.objective, "train_tasks": cfg.tasks,
         "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "objective",
                                                    "target_tau", "lora_r",
-                                                   "top_layers", "max_prompt_tokens", "stable_labels", "label_position", "max_train_samples", "eval_limit",
+                                                   "top_layers", "max_prompt_tokens", "stable_labels", "label_position", "max_train_samples", "max_pool", "val_groups", "eval_limit",
                                                    "eval_dtype", "autocast")},
         "steps": summary["steps"], "train_seconds": summary["seconds"],
-        "seconds_per_step": summary["seconds"] / max(summary["steps"], 1),
+        # held-out checks are in the budget, not in the cost of a step
+        "seconds_per_step": (summary["seconds"] - summary.get("validation_seconds", 0.0)) / max(summary["steps"], 1),
         "tokens_per_second": health[-1].get("tokens_per_second") if health else None,
         "reward_first10": sum(h["reward/expected_mean"] for h in health[:10]) / max(len(health[:10]), 1),
         "reward_last10": sum(h["reward/expected_mean"] for h in health[-10:]) / max(len(health[-10:]), 1),
         # the argmax label's reward over a uniform pick, what the greedy evaluation sees (older runs lack it)
         "greedy_gain_first10": _mean_gap(health[:10]), "greedy_gain_last10": _mean_gap(health[-10:]),
+        # the argmax pick's gain over uniform on held-out train groups, at the first and the last check
+        "held_out": _held_out(health),
         "eval_seconds": {k: r["eval_seconds"] for k, r in reports.items()},
         "tasks": tasks,
         "curve": str(out / "train" / "reward_curve.png"),

@@ -285,6 +285,8 @@ def train(
     target_tau: Annotated[Optional[float], typer.Option(help="soft-target temperature (lower: q closer to the best elimination).")] = None,
     output_dir: Annotated[Optional[str], typer.Option(help="Checkpoints and the final model go here.")] = None,
     max_train_samples: Annotated[Optional[int], typer.Option(help="Train samples per task (before IRanker expansion).")] = None,
+    max_pool_size: Annotated[Optional[int], typer.Option(
+        help="IRanker: train only on elimination steps with at most N candidates left (default: every pool size).")] = None,
     samples: Annotated[Optional[str], typer.Option(help="Prepared samples folder (default: train.samples).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in the output folder.")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when present).")] = None,
@@ -305,7 +307,7 @@ def train(
             ranker=ranker, algo=algo, model=model, tasks=tuple(_split_csv(tasks)) if tasks else None,
             max_steps=max_steps, max_seconds=max_seconds, batch_size=batch_size, num_generations=num_generations,
             learning_rate=learning_rate, objective=objective, target_tau=target_tau, output_dir=output_dir, max_train_samples=max_train_samples,
-            samples=samples, device=device,
+            max_pool_size=max_pool_size, samples=samples, device=device,
         )
 
         def show(step: int, total: int, metrics: dict) -> None:

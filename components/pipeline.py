@@ -183,6 +183,12 @@ def write_curves(out: Path) -> Path:
         ax.plot(steps, [r.get("reward/greedy_mean", float("nan")) for r in rows], alpha=0.8, label="argmax pick")
     if any("reward/uniform_mean" in r for r in rows):  # chance level of the same batch: the gap is what was learned
         ax.plot(steps, [r.get("reward/uniform_mean", float("nan")) for r in rows], alpha=0.6, label="uniform pick")
+    held = [r for r in rows if "val/greedy_mean" in r]
+    if held:  # held-out train groups: a batch curve that rises while this one stays flat is memorisation
+        ax.plot([r["step"] for r in held], [r["val/greedy_mean"] for r in held], marker="o", color="black",
+                label="argmax pick, held-out")
+        ax.plot([r["step"] for r in held], [r["val/uniform_mean"] for r in held], marker="o", color="grey",
+                linestyle="--", label="uniform pick, held-out")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("step")
     ax.set_ylabel("reward")

@@ -23,6 +23,13 @@ Health monitors (every logged step): per-reward mean/std, the share of groups
 whose rewards all tie (no learning signal), invalid / no-answer rates,
 completion and think lengths, KL. Sustained no-signal or a rising invalid rate
 warns and, when `stop_early`, stops the run with a message that says why.
+
+Held-out check (expected-reward trainer, `validation.groups` > 0): whole groups
+(users, queries) of the train split are kept out of training, and every
+`validation.every` steps the argmax label's reward on their prompts is logged
+next to a uniform pick's (`val/...`). A training batch's reward rises too when
+the model memorises its rows; this curve rises only when what it learned carries
+to prompts it never saw. The test split is never read.
 """
 
 from __future__ import annotations
@@ -103,6 +110,14 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True)
+class ValidationSettings:
+    groups: int = 0  # per task: train-split groups (users, queries) kept out of training and scored (0: off);
+    # at most a quarter of a task's groups
+    every: int = 50  # steps between held-out checks (also at step 1 and at the last step)
+    max_rows: int = 48  # prompts scored per task at each check (a seeded subset of the held-out rows)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     ranker: str = "iranker"
     algo: str = "expected-reward"
@@ -111,6 +126,9 @@ class TrainConfig:
     tasks: tuple[str, ...] = ("passage-5", "rec-movie", "router-performance")
     output_dir: str = "artifacts/train/iranker"
     max_train_samples: int | None = None  # per task, before IRanker expansion
+    # IRanker: train only on elimination steps with at most this many candidates left (None: every pool size, the
+    # paper's recipe). Small pools give shorter prompts and a larger gradient per prompt when one candidate is gold
+    max_pool_size: int | None = None
     max_steps: int = 50
     max_seconds: float | None = None  # wall-clock budget: stop (checkpoint + final model) after the step that crosses it
     batch_size: int = 8  # prompts per optimizer step
@@ -133,6 +151,7 @@ class TrainConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
 
     def __post_init__(self) -> None:
         if self.ranker not in RANKERS:
@@ -146,10 +165,20 @@ class TrainConfig:
                 f"batch_size ({self.batch_size}) must be a multiple of num_generations ({self.num_generations}): "
                 f"GRPO scores each prompt's group together; try batch_size={self.num_generations * max(1, self.batch_size // self.num_generations)}"
             )
+        if self.max_pool_size is not None and (self.ranker != "iranker" or self.max_pool_size < 2):
+            raise TrainingConfigError(
+                f"max_pool_size applies to iranker elimination steps and must be >= 2 (or null), got {self.max_pool_size}"
+            )
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise TrainingConfigError(f"max_seconds must be > 0 or null (no budget), got {self.max_seconds}")
         if self.max_steps < 1 or self.save_steps < 1:
             raise TrainingConfigError("max_steps and save_steps must be >= 1")
+        v = self.validation
+        if v.groups < 0 or v.every < 1 or v.max_rows < 1:
+            raise TrainingConfigError(f"validation needs groups >= 0, every >= 1 and max_rows >= 1, got {v}")
+        if v.groups and self.algo != "expected-reward":
+            raise TrainingConfigError("validation (held-out train groups) is scored by the expected-reward trainer; "
+                                      "set validation.groups: 0 for algo=grpo")
         if self.learning_rate <= 0:
             raise TrainingConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.objective not in OBJECTIVES:
@@ -188,7 +217,7 @@ def build_train_config(raw: dict[str, Any] | None, prompt: PromptConfig, rewards
     unknown = sorted(set(raw) - names)
     if unknown:
         raise TrainingConfigError(f"train: unknown key(s) {unknown}; valid keys: {sorted(names)}")
-    for key, cls in (("lora", LoraSettings), ("monitor", MonitorSettings)):
+    for key, cls in (("lora", LoraSettings), ("monitor", MonitorSettings), ("validation", ValidationSettings)):
         if isinstance(raw.get(key), dict):
             sub_names = {f.name for f in dataclasses.fields(cls)}
             bad = sorted(set(raw[key]) - sub_names)
@@ -244,17 +273,33 @@ def check_fits_context(cfg: TrainConfig) -> None:
 
 
 def load_train_samples(cfg: TrainConfig) -> list[RankingSample]:
-    """The train split only: `<samples>/<task>/train.jsonl`, capped per task."""
-    samples = []
+    """The train split only: `<samples>/<task>/train.jsonl`, capped per task, without the held-out groups."""
+    return _split_train(cfg)[0]
+
+
+def load_validation_samples(cfg: TrainConfig) -> list[RankingSample]:
+    """The held-out groups of the train split (`validation.groups` per task); empty when validation is off."""
+    return _split_train(cfg)[1]
+
+
+def _split_train(cfg: TrainConfig) -> tuple[list[RankingSample], list[RankingSample]]:
+    train, held = [], []
     for task in cfg.tasks:
         path = Path(cfg.samples) / task / "train.jsonl"
         if not path.exists():
             raise TrainingConfigError(f"{path}: no train split for task {task!r}; run `r1ranker prepare -t {task}`")
         rows = read_samples(path)
+        if cfg.validation.groups:
+            # whole groups, so no user or query is on both sides; at most a quarter of them (Passage-5 has 18)
+            groups = sorted({s.group for s in rows})
+            n = min(cfg.validation.groups, len(groups) // 4)
+            out = set(random.Random(f"{cfg.seed}:{task}:validation").sample(groups, n))
+            held += [s for s in rows if s.group in out]
+            rows = [s for s in rows if s.group not in out]
         if cfg.max_train_samples:
             rows = random.Random(f"{cfg.seed}:{task}").sample(rows, min(cfg.max_train_samples, len(rows)))
-        samples.extend(rows)
-    return samples
+        train.extend(rows)
+    return train, held
 
 
 def build_rows(samples: Sequence[RankingSample], cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
@@ -263,7 +308,8 @@ def build_rows(samples: Sequence[RankingSample], cfg: TrainConfig, tokenizer) ->
     rows = []
     for s in samples:
         if cfg.ranker == "iranker":
-            pools = [step.remaining for step in expand_elimination_steps(s, cfg.seed)]
+            pools = [step.remaining for step in expand_elimination_steps(s, cfg.seed)
+                     if cfg.max_pool_size is None or len(step.remaining) <= cfg.max_pool_size]
         else:
             pools = [tuple(s.candidate_ids)]
         for remaining in pools:
@@ -449,6 +495,16 @@ def objective_loss(logp, rewards, objective: str = "expected", tau: float = 0.25
     return -(logp.exp() * rewards).sum()
 
 
+def _validation_rows(cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
+    """Prompts of the held-out groups, built as the training rows are; at most `validation.max_rows` per task."""
+    rows = build_rows(load_validation_samples(cfg), cfg, tokenizer)
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:  # build_rows shuffled them (seeded): the first max_rows of a task are a seeded subset
+        if len(by_task.setdefault(row["task"], [])) < cfg.validation.max_rows:
+            by_task[row["task"]].append(row)
+    return [row for task in sorted(by_task) for row in by_task[task]]
+
+
 def _checkpoints(out: Path) -> list[Path]:
     return sorted(Path(out).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
 
@@ -470,6 +526,12 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
     rewards = _exclusion_table(rows, cfg)
     backend = TransformersBackend(model, tok)
     label_tokens = [[backend.label_token(lab) for lab in row["labels"]] for row in rows]
+    val_rows = _validation_rows(cfg, tok)
+    val_rewards = _exclusion_table(val_rows, cfg)
+    val_tokens = [[backend.label_token(lab) for lab in row["labels"]] for row in val_rows]
+    if val_rows:
+        log.info("held-out check: %d prompts from %d train-split groups kept out of training, every %d steps",
+                 len(val_rows), len({r["sample_id"] for r in val_rows}), cfg.validation.every)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate)
     step = 0
@@ -510,6 +572,29 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
             with model.disable_adapter():
                 return model(**enc, logits_to_keep=1).logits[:, -1, :].float()
         return ref_model(**enc, logits_to_keep=1).logits[:, -1, :].float()
+
+    val_seconds = 0.0  # spent on held-out checks: in the wall-clock budget, not in the training throughput
+
+    def held_out() -> dict[str, float]:
+        """The argmax label's reward on the held-out prompts, and a uniform pick's, overall and per task."""
+        nonlocal tokens_seen, val_seconds
+        t0, tokens_before = time.perf_counter(), tokens_seen
+        gains: dict[str, list[float]] = {}
+        greedy, uniform = [], []
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(val_rows), cfg.batch_size):
+                logits = policy_logits(val_rows[start:start + cfg.batch_size])
+                for b, i in enumerate(range(start, min(start + cfg.batch_size, len(val_rows)))):
+                    r = val_rewards[i]
+                    pick = int(logits[b, torch.tensor(val_tokens[i], device=device)].argmax())
+                    greedy.append(r[pick])
+                    uniform.append(sum(r) / len(r))
+                    gains.setdefault(val_rows[i]["task"], []).append(greedy[-1] - uniform[-1])
+        model.train()
+        tokens_seen, val_seconds = tokens_before, val_seconds + time.perf_counter() - t0
+        return {"val/greedy_mean": sum(greedy) / len(greedy), "val/uniform_mean": sum(uniform) / len(uniform),
+                **{f"val/greedy_over_uniform/{t}": sum(v) / len(v) for t, v in sorted(gains.items())}}
 
     ref_cache: dict[int, Any] = {}  # row index -> reference log-probs over its labels
     started = time.perf_counter()
@@ -560,8 +645,11 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
                    **{f"reward/greedy_over_uniform/{t}": sum(v) / len(v) for t, v in sorted(greedy_by_task.items())},
                    "health/no_signal_frac": ties / len(idx), "health/invalid_rate": 0.0, "health/no_answer_rate": 0.0,
                    "health/kl": sum(kls) / len(kls) if kls else 0.0,
-                   "seconds_per_step": (time.perf_counter() - started) / step,
-                   "tokens_per_second": tokens_seen / max(time.perf_counter() - started, 1e-9)}
+                   "seconds_per_step": (time.perf_counter() - started - val_seconds) / step,
+                   "tokens_per_second": tokens_seen / max(time.perf_counter() - started - val_seconds, 1e-9)}
+        last = step == cfg.max_steps or bool(cfg.max_seconds and time.perf_counter() - started >= cfg.max_seconds)
+        if val_rows and ((step - 1) % cfg.validation.every == 0 or last):
+            metrics.update(held_out())
         log_to_mlflow(metrics, step)
         stop = monitor.update(step, metrics)
         if cfg.max_seconds and time.perf_counter() - started >= cfg.max_seconds and not stop:
@@ -575,7 +663,8 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
             break
     final = save_final(model, tok, cfg, out / "final", {"steps": step})
     summary = {"steps": step, "final": str(final), "stopped_early": monitor.stop_reason, "rows": len(rows),
-               "seconds": time.perf_counter() - started, "budget_spent": budget_spent}
+               "seconds": time.perf_counter() - started, "budget_spent": budget_spent,
+               "validation_seconds": val_seconds, "validation_rows": len(val_rows)}
     write_json(out / "summary.json", summary)
     return summary
 

@@ -12,7 +12,7 @@ import torch
 
 from components import training
 from components.prompts import PromptConfig
-from components.training import LoraSettings, MonitorSettings, TrainConfig, TrainingConfigError
+from components.training import LoraSettings, MonitorSettings, TrainConfig, TrainingConfigError, ValidationSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 HEALTH_KEYS = {"health/no_signal_frac", "health/invalid_rate", "health/no_answer_rate", "health/kl"}
@@ -174,11 +174,62 @@ def test_training_reads_only_the_train_split(prepared, tmp_path, monkeypatch):
     assert rows and not {r["sample_id"] for r in rows} & test_ids
 
 
+def test_max_pool_size_keeps_only_the_small_elimination_steps(prepared, tmp_path):
+    from components.models import load_tokenizer
+
+    tok = load_tokenizer("random:tiny")
+    every = config(prepared, tmp_path, tasks=("rec-movie",), max_train_samples=3)
+    small = dataclasses.replace(every, max_pool_size=4)
+    pools = lambda cfg: sorted(len(r["labels"]) for r in training.build_rows(training.load_train_samples(cfg), cfg, tok))
+    # 20 candidates: 19 steps (pools 20..2) per sample; with the cap, the 3 steps of pools 4, 3 and 2
+    assert pools(every) == sorted(list(range(2, 21)) * 3)
+    assert pools(small) == [2, 2, 2, 3, 3, 3, 4, 4, 4]
+
+
+def test_validation_holds_out_whole_train_groups(prepared, tmp_path):
+    samples, _ = prepared
+    from components.io import read_samples
+
+    cfg = config(prepared, tmp_path, tasks=("passage-5", "rec-movie"), max_train_samples=None,
+                 validation=ValidationSettings(groups=3))
+    train, held = training.load_train_samples(cfg), training.load_validation_samples(cfg)
+    split = {t: read_samples(samples / t / "train.jsonl") for t in cfg.tasks}
+    for task, rows in split.items():
+        held_groups = {s.group for s in held if s.task == task}
+        assert len(held_groups) == 3  # passage-5: 3 of its queries with all their samples; rec-movie: 3 users
+        assert {s.sample_id for s in held if s.task == task} == {s.sample_id for s in rows if s.group in held_groups}
+        assert not held_groups & {s.group for s in train if s.task == task}
+        assert len([s for s in train if s.task == task]) + len([s for s in held if s.task == task]) == len(rows)
+    test_ids = {s.sample_id for t in cfg.tasks for s in read_samples(samples / t / "test.jsonl")}
+    assert not {s.sample_id for s in held} & test_ids
+    # validation off: the training subset is the one earlier runs drew
+    plain = dataclasses.replace(cfg, validation=ValidationSettings())
+    assert training.load_validation_samples(plain) == [] and len(training.load_train_samples(plain)) == len(train) + len(held)
+
+
+def test_held_out_check_is_logged_at_the_first_every_nth_and_last_step(prepared, tmp_path):
+    from components.pipeline import write_curves
+
+    cfg = config(prepared, tmp_path, max_steps=3, max_train_samples=None,
+                 validation=ValidationSettings(groups=2, every=2, max_rows=5))
+    summary = training.train(cfg)
+    health = read_health(cfg)
+    assert [h["step"] for h in health if "val/greedy_mean" in h] == [1, 3]
+    h = health[0]
+    assert 0.0 <= h["val/uniform_mean"] <= 1.2 and "val/greedy_over_uniform/passage-5" in h
+    assert summary["validation_rows"] == 5 and summary["validation_seconds"] > 0
+    assert write_curves(Path(cfg.output_dir)).exists() and (Path(cfg.output_dir) / "reward_curve.png").stat().st_size
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
         ({"rewards": {"bleu_reward": {}}}, "unknown reward 'bleu_reward'"),
+        ({"validation": ValidationSettings(groups=2, every=0)}, "validation needs groups >= 0, every >= 1"),
+        ({"validation": ValidationSettings(groups=2), "algo": "grpo", "num_generations": 2},
+         "scored by the expected-reward trainer"),
         ({"autocast": "fp8"}, "autocast must be one of"),
+        ({"max_pool_size": 1}, "max_pool_size applies to iranker elimination steps and must be >= 2"),
         ({"objective": "max-margin"}, "objective must be one of"),
         ({"objective": "soft-target", "algo": "grpo"}, "needs algo=expected-reward"),
         ({"algo": "grpo", "batch_size": 6, "num_generations": 4}, "must be a multiple of num_generations"),
