@@ -184,6 +184,8 @@ def training_section(path: Path) -> list[str]:
     r = json.loads(path.read_text())
     st = r["settings"]
     pools = f", elimination steps with at most {st['max_pool']} candidates left" if st.get("max_pool") else ""
+    held = (f", after keeping up to {st['val_groups']} train groups per task out for the held-out check"
+            if st.get("val_groups") else "")
     lines = [
         f"Command: `{r['command']}` on {r['machine']}. Fast-mode IRanker, exact gradient of "
         f"{OBJECTIVE_TEXT[st.get('objective', 'expected')].format(tau=st.get('target_tau'))}, "
@@ -192,7 +194,7 @@ def training_section(path: Path) -> list[str]:
         f"{'stable router letters (each LLM one letter in every sample), ' if st.get('stable_labels') else ''}"
         f"{'labels after each text, ' if st.get('label_position') == 'after' else ''}up to {st['max_train_samples']} train "
         f"samples per task of {', '.join(r['train_tasks'])}"
-        f"{pools}.",
+        f"{pools}{held}.",
         "",
         f"{r['steps']} steps in {r['train_seconds'] / 60:.1f} minutes ({r['seconds_per_step']:.1f} s/step, "
         f"{r['tokens_per_second'] or 0:.0f} prompt tokens/s); mean expected reward of the training batches "

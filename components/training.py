@@ -530,7 +530,7 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
     val_rewards = _exclusion_table(val_rows, cfg)
     val_tokens = [[backend.label_token(lab) for lab in row["labels"]] for row in val_rows]
     if val_rows:
-        log.info("held-out check: %d prompts from %d train-split groups kept out of training, every %d steps",
+        log.info("held-out check: %d prompts from %d train-split samples kept out of training, every %d steps",
                  len(val_rows), len({r["sample_id"] for r in val_rows}), cfg.validation.every)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate)
