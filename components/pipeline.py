@@ -160,6 +160,15 @@ def train_stage(params: Params, parent_run_id: str | None = None,
     return summary
 
 
+def rolling_mean(values: list[float], window: int) -> list[float]:
+    """Trailing mean over the last `window` values, skipping NaNs (steps that did not log the metric)."""
+    out = []
+    for i in range(len(values)):
+        seen = [v for v in values[max(0, i - window + 1): i + 1] if v == v]
+        out.append(sum(seen) / len(seen) if seen else float("nan"))
+    return out
+
+
 def write_curves(out: Path) -> Path:
     """health.jsonl -> curves.csv (DVC plots) and reward_curve.png (people)."""
     rows = [json.loads(line) for line in (out / "health.jsonl").read_text().splitlines() if line.strip()]
@@ -178,11 +187,17 @@ def write_curves(out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     key = "reward/expected_mean" if any("reward/expected_mean" in r for r in rows) else "reward"
     steps = [r["step"] for r in rows]
-    ax.plot(steps, [r.get(key, float("nan")) for r in rows], marker=".", label=key)
+    # per-batch rewards swing with the batch; past a few dozen steps the trend is the rolling mean
+    window = max(1, len(rows) // 30)
+    label = (lambda name: f"{name} (mean of {window} steps)") if window > 1 else (lambda name: name)
+    ax.plot(steps, rolling_mean([r.get(key, float("nan")) for r in rows], window), marker="." if window == 1 else None,
+            label=label(key))
     if any("reward/greedy_mean" in r for r in rows):  # what the evaluated (argmax) ranker would get on the batch
-        ax.plot(steps, [r.get("reward/greedy_mean", float("nan")) for r in rows], alpha=0.8, label="argmax pick")
+        ax.plot(steps, rolling_mean([r.get("reward/greedy_mean", float("nan")) for r in rows], window), alpha=0.8,
+                label=label("argmax pick"))
     if any("reward/uniform_mean" in r for r in rows):  # chance level of the same batch: the gap is what was learned
-        ax.plot(steps, [r.get("reward/uniform_mean", float("nan")) for r in rows], alpha=0.6, label="uniform pick")
+        ax.plot(steps, rolling_mean([r.get("reward/uniform_mean", float("nan")) for r in rows], window), alpha=0.6,
+                label=label("uniform pick"))
     held = [r for r in rows if "val/greedy_mean" in r]
     if held:  # held-out train groups: a batch curve that rises while this one stays flat is memorisation
         ax.plot([r["step"] for r in held], [r["val/greedy_mean"] for r in held], marker="o", color="black",

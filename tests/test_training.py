@@ -207,6 +207,16 @@ def test_validation_holds_out_whole_train_groups(prepared, tmp_path):
     assert training.load_validation_samples(plain) == [] and len(training.load_train_samples(plain)) == len(train) + len(held)
 
 
+def test_reward_curve_rolling_mean_is_trailing_and_skips_steps_without_the_metric():
+    from components.pipeline import rolling_mean
+
+    nan = float("nan")
+    assert rolling_mean([1.0, 3.0, nan, 5.0], 2) == [1.0, 2.0, 3.0, 5.0]
+    assert rolling_mean([0.5, 0.7], 1) == [0.5, 0.7]
+    out = rolling_mean([nan, nan, 2.0], 2)
+    assert out[0] != out[0] and out[1] != out[1] and out[2] == 2.0
+
+
 def test_held_out_check_is_logged_at_the_first_every_nth_and_last_step(prepared, tmp_path):
     from components.pipeline import write_curves
 
