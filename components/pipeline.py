@@ -189,22 +189,22 @@ def write_curves(out: Path) -> Path:
     steps = [r["step"] for r in rows]
     # per-batch rewards swing with the batch; past a few dozen steps the trend is the rolling mean
     window = max(1, len(rows) // 30)
-    label = (lambda name: f"{name} (mean of {window} steps)") if window > 1 else (lambda name: name)
-    ax.plot(steps, rolling_mean([r.get(key, float("nan")) for r in rows], window), marker="." if window == 1 else None,
-            label=label(key))
-    if any("reward/greedy_mean" in r for r in rows):  # what the evaluated (argmax) ranker would get on the batch
-        ax.plot(steps, rolling_mean([r.get("reward/greedy_mean", float("nan")) for r in rows], window), alpha=0.8,
-                label=label("argmax pick"))
-    if any("reward/uniform_mean" in r for r in rows):  # chance level of the same batch: the gap is what was learned
-        ax.plot(steps, rolling_mean([r.get("reward/uniform_mean", float("nan")) for r in rows], window), alpha=0.6,
-                label=label("uniform pick"))
+    curves = [(key, key, 1.0),
+              ("reward/greedy_mean", "argmax pick", 0.8),  # what the evaluated (argmax) ranker would get on the batch
+              ("reward/uniform_mean", "uniform pick", 0.6)]  # chance level of the same batch: the gap is what was learned
+    for i, (metric, name, alpha) in enumerate(curves):
+        if i and not any(metric in r for r in rows):
+            continue
+        ax.plot(steps, rolling_mean([r.get(metric, float("nan")) for r in rows], window), alpha=alpha,
+                marker="." if i == 0 and window == 1 else None,
+                label=f"{name} (mean of {window} steps)" if window > 1 else name)
     held = [r for r in rows if "val/greedy_mean" in r]
     if held:  # held-out train groups: a batch curve that rises while this one stays flat is memorisation
         ax.plot([r["step"] for r in held], [r["val/greedy_mean"] for r in held], marker="o", color="black",
                 label="argmax pick, held-out")
         ax.plot([r["step"] for r in held], [r["val/uniform_mean"] for r in held], marker="o", color="grey",
                 linestyle="--", label="uniform pick, held-out")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # wherever it covers the fewest points
     ax.set_xlabel("step")
     ax.set_ylabel("reward")
     ax.set_title("training reward")
