@@ -495,9 +495,9 @@ def objective_loss(logp, rewards, objective: str = "expected", tau: float = 0.25
     return -(logp.exp() * rewards).sum()
 
 
-def _validation_rows(cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
+def _validation_rows(held: Sequence[RankingSample], cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
     """Prompts of the held-out groups, built as the training rows are; at most `validation.max_rows` per task."""
-    rows = build_rows(load_validation_samples(cfg), cfg, tokenizer)
+    rows = build_rows(held, cfg, tokenizer)
     by_task: dict[str, list[dict[str, Any]]] = {}
     for row in rows:  # build_rows shuffled them (seeded): the first max_rows of a task are a seeded subset
         if len(by_task.setdefault(row["task"], [])) < cfg.validation.max_rows:
@@ -516,7 +516,7 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
     from components.rankers.backend import ANSWER_OPEN, TransformersBackend
 
     check_fits_context(cfg)
-    samples = load_train_samples(cfg)
+    samples, held = _split_train(cfg)  # one read of the train split for both sides
     out = Path(cfg.output_dir)
     torch.manual_seed(cfg.seed)
     model, tok = load_policy(cfg)
@@ -526,7 +526,7 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
     rewards = _exclusion_table(rows, cfg)
     backend = TransformersBackend(model, tok)
     label_tokens = [[backend.label_token(lab) for lab in row["labels"]] for row in rows]
-    val_rows = _validation_rows(cfg, tok)
+    val_rows = _validation_rows(held, cfg, tok)
     val_rewards = _exclusion_table(val_rows, cfg)
     val_tokens = [[backend.label_token(lab) for lab in row["labels"]] for row in val_rows]
     if val_rows:
