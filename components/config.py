@@ -45,6 +45,7 @@ class TaskConfig:
     max_train: int | None = None
     max_test: int | None = None
     samples_per_query: int = 4  # passage: samples drawn per query
+    train_windows: int = 1  # rec: samples per train user (the last item + earlier next-item windows); test keeps 1
     n_candidates: int | None = None  # passage: 5/7/9; rec: defaults to prepare.rec_candidates
     weights: tuple[float, float] = (1.0, 0.0)  # router: (a, b) in s = a*perf - b*cost_norm
 
@@ -57,6 +58,8 @@ class TaskConfig:
                 raise ConfigError(f"{name} must be >= 1 or null (no cap), got {value}")
         if self.samples_per_query < 1:
             raise ConfigError(f"samples_per_query must be >= 1, got {self.samples_per_query}")
+        if self.train_windows < 1:
+            raise ConfigError(f"train_windows must be >= 1 (1: one sample per user), got {self.train_windows}")
         if self.n_candidates is not None and self.n_candidates < 2:
             raise ConfigError(f"n_candidates must be >= 2, got {self.n_candidates}")
         if len(self.weights) != 2:

@@ -46,6 +46,11 @@ class LoadContext:
         """A generator seeded by the run seed and a key: independent of iteration order."""
         return random.Random(":".join(str(p) for p in (self.seed, self.task, *parts)))
 
+    def shared_rng(self, *parts: object) -> random.Random:
+        """Like `rng`, but independent of the task name, so tasks built from one source
+        split their groups the same way (key it by the source, e.g. `shared_rng("trec-dl", "split")`)."""
+        return random.Random(":".join(str(p) for p in (self.seed, *parts)))
+
 
 def normalise_text(text: str) -> str:
     """Case-, accent- and punctuation-insensitive form used for duplicate checks.
@@ -113,11 +118,18 @@ def finish_task(
     cfg: TaskConfig,
     ctx: LoadContext,
     dropped: Counter,
+    *,
+    caps: bool = True,
 ) -> PreparedTask:
-    """Route samples to their group's split, then apply the per-split caps."""
+    """Route samples to their group's split, then apply the per-split caps.
+
+    `caps=False` skips the caps, for a loader that already capped groups (the rec
+    recipe caps users, then expands each train user into several windows).
+    """
     splits: dict[str, list[RankingSample]] = {s: [] for s in SPLITS}
     for sample in samples:
         splits[assignment[sample.group]].append(sample)
-    splits["train"] = cap(splits["train"], cfg.max_train, ctx.rng("cap", "train"))
-    splits["test"] = cap(splits["test"], cfg.max_test, ctx.rng("cap", "test"))
+    if caps:
+        splits["train"] = cap(splits["train"], cfg.max_train, ctx.rng("cap", "train"))
+        splits["test"] = cap(splits["test"], cfg.max_test, ctx.rng("cap", "test"))
     return PreparedTask(splits=splits, dropped=dropped)

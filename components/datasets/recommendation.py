@@ -6,8 +6,16 @@ at random (seeded per user) from the catalogue, excluding every item the user
 saw before the target and any item whose normalised title equals one already
 chosen, then shuffled. The source modules only turn their files into
 `UserSequence`s.
-"""
 
+With `train_windows` = w > 1, each *train* user also gives up to w-1 earlier
+windows from their own history: target = history[-k], history = history[:-k]
+(its most recent `history_len`), k = 1..w-1, skipping windows with an empty
+history. Every window excludes the user's whole known sequence from its
+negatives (so a later positive is never a negative), keeps the user as its
+group (so one user's windows stay in one split) and gets sample id
+`task:user:wk`; the k = 0 window keeps `task:user`. `max_train` caps users
+before the expansion. Test users keep one sample, the last item.
+"""
 from __future__ import annotations
 
 from collections import Counter
@@ -44,7 +52,7 @@ def build_rec_task(
     n_cand = cfg.n_candidates or ctx.rec_candidates
     catalogue = sorted(titles)
     assignment = split_groups([s.user for s in sequences], cfg.test_groups, ctx.rng("split"))
-    # one sample per user: cap users before building (Games has 50k of them)
+    # cap users before building (Games has 50k of them), and so before the train windows
     sequences = [
         seq
         for split, limit in (("train", cfg.max_train), ("test", cfg.max_test))
@@ -55,32 +63,44 @@ def build_rec_task(
         if not seq.history:
             dropped["empty history"] += 1
             continue
-        rng = ctx.rng("user", seq.user)
-        negatives = draw_negatives(
-            catalogue,
-            n_cand - 1,
-            exclude=set(seq.history) | {seq.target},
-            text_of=titles.__getitem__,
-            taken_texts={normalise_text(titles[seq.target])},
-            rng=rng,
-        )
-        if negatives is None:
-            dropped["catalogue too small for negatives"] += 1
-            continue
-        ids = [seq.target, *negatives]
-        rng.shuffle(ids)
-        history = seq.history[-ctx.history_len :]
-        samples.append(
-            RankingSample(
-                sample_id=f"{ctx.task}:{seq.user}",
-                task=ctx.task,
-                scenario="rec",
-                query="\n".join(titles[i] for i in history),
-                candidates=tuple(Candidate(i, titles[i]) for i in ids),
-                relevance={seq.target: 1.0},
-                group=seq.user,
-                meta={"history_ids": list(history), "history_len": len(history), "full_history_len": len(seq.history)},
+        seen = set(seq.history) | {seq.target}  # the whole known sequence: never a negative
+        n_windows = cfg.train_windows if assignment[seq.user] == "train" else 1
+        for k in range(n_windows):
+            if k == 0:
+                history, target, rng = seq.history, seq.target, ctx.rng("user", seq.user)
+            elif k < len(seq.history):
+                history, target, rng = seq.history[:-k], seq.history[-k], ctx.rng("user", seq.user, f"w{k}")
+            else:  # the window's history would be empty
+                break
+            negatives = draw_negatives(
+                catalogue,
+                n_cand - 1,
+                exclude=seen,
+                text_of=titles.__getitem__,
+                taken_texts={normalise_text(titles[target])},
+                rng=rng,
             )
-        )
-    return finish_task(ctx.task, samples, assignment, cfg, ctx, dropped)
+            if negatives is None:
+                dropped["catalogue too small for negatives"] += 1
+                continue
+            ids = [target, *negatives]
+            rng.shuffle(ids)
+            recent = history[-ctx.history_len :]
+            meta = {"history_ids": list(recent), "history_len": len(recent), "full_history_len": len(history)}
+            if k:  # the k = 0 sample stays byte-identical to the one-window recipe
+                meta["window"] = k
+            samples.append(
+                RankingSample(
+                    sample_id=f"{ctx.task}:{seq.user}" + (f":w{k}" if k else ""),
+                    task=ctx.task,
+                    scenario="rec",
+                    query="\n".join(titles[i] for i in recent),
+                    candidates=tuple(Candidate(i, titles[i]) for i in ids),
+                    relevance={target: 1.0},
+                    group=seq.user,
+                    meta=meta,
+                )
+            )
+    # users are capped above; the windows of a capped user all stay
+    return finish_task(ctx.task, samples, assignment, cfg, ctx, dropped, caps=False)
 

@@ -7,6 +7,13 @@ positives in a seeded order) plus k-1 judged-0 hits drawn at random, with
 pairwise distinct normalised texts, shuffled. Queries, not samples, are split,
 so every sample of a query lands in the same split. The same loader reads other
 years (DL20) given their run and qrels files through `path`.
+
+The query split is joint across passage-5/7/9 (every task of this source): it
+is seeded by the source, not the task name, and drawn over every query with a
+positive, whatever k (the judged-0 requirement would make the set depend on k).
+So a query is on the same side in all three tasks, and training on passage-7
+or -9 never sees a passage-5 test query; a query too short of judged-0 hits for
+one k is simply absent from that task.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ def load_trec_dl(cfg: TaskConfig, ctx: LoadContext) -> PreparedTask:
         raise DataError(f"{qrels_path}: expected an object {{qid: {{docid: grade}}}}")
     dropped: Counter = Counter()
     eligible = []
+    with_positive = []  # the split's universe: independent of k, so the split is the same for every k
     for i, entry in enumerate(run):
         if not isinstance(entry, dict) or "query" not in entry or "hits" not in entry:
             raise DataError(f"{run_path}: entry {i} lacks 'query' or 'hits'")
@@ -57,12 +65,13 @@ def load_trec_dl(cfg: TaskConfig, ctx: LoadContext) -> PreparedTask:
         if not positives:
             dropped["query without a passage judged >= 2 in the run"] += 1
             continue
+        with_positive.append(qid)
         if len(negatives) < k - 1:
             dropped[f"query with fewer than {k - 1} judged-0 hits"] += 1
             continue
         eligible.append((qid, entry["query"], text, judged, positives, negatives))
 
-    assignment = split_groups([e[0] for e in eligible], cfg.test_groups, ctx.rng("split"))
+    assignment = split_groups(with_positive, cfg.test_groups, ctx.shared_rng(cfg.source, "split"))
     samples = []
     for qid, query, text, judged, positives, negatives in eligible:
         rng = ctx.rng("query", qid)
