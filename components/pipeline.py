@@ -102,6 +102,7 @@ def prompts_stage(params: Params) -> dict[str, Any]:
     from components.evaluation import load_eval_samples
     from components.models import load_tokenizer
     from components.prompts import PromptTooLong, build_prompt
+    from components.scorers import check_sample
     from components.training import load_train_samples
 
     cfg = train_config(params)
@@ -120,6 +121,9 @@ def prompts_stage(params: Params) -> dict[str, Any]:
         tokens, cut = [], 0
         for s in samples:
             try:
+                if cfg.eval_mode == "score":  # the scorer's own inputs (its budget check)
+                    tokens.append(check_sample(s, cfg.scorers, tok, cfg.prompt))
+                    continue
                 p = build_prompt(s, cfg.ranker, tok, prompt)
             except PromptTooLong as err:
                 too_long.append(f"{name} {s.sample_id}: {err}")
@@ -127,6 +131,8 @@ def prompts_stage(params: Params) -> dict[str, Any]:
             tokens.append(p.n_tokens)
             cut += p.cuts > 0
             hashes.add(p.template_hash)
+        if cfg.eval_mode == "score":
+            hashes.add(cfg.template_hash_of(tok))
         report["groups"][name] = {"samples": len(samples), "prompt_tokens_median": statistics.median(tokens) if tokens else 0,
                                   "prompt_tokens_max": max(tokens, default=0), "samples_cut": cut}
     if too_long:
@@ -234,7 +240,7 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     by_task = load_eval_samples(Path(params.prepare.out), ev["tasks"], "test", ev["limit"])
     engine = ENGINES[cfg.ranker]
     llm_cfg = LLMRankerConfig(mode=cfg.eval_mode, max_new_tokens=cfg.max_completion_length,
-                              batch_size=ev["batch_size"], prompt=cfg.prompt, seed=cfg.seed)
+                              batch_size=ev["batch_size"], prompt=cfg.prompt, seed=cfg.seed, scorers=cfg.scorers)
     info = {"split": "test", "limit": ev["limit"]}
     reports = {}
     for ref in ev["references"]:
@@ -313,7 +319,7 @@ def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     config = {"name": name, "model": str(final), "mode": cfg.eval_mode, "register": reg, "profile": params.profile}
     with stage_run("register", config=config, parent_run_id=parent_run_id) as run:
         version = register(name, str(final), ENGINES[cfg.ranker], cfg.eval_mode, eval_dir,
-                           dataclasses.asdict(cfg.prompt), tags={"profile": str(params.profile)})
+                           dataclasses.asdict(cfg.prompt), tags={"profile": str(params.profile)}, scorers=cfg.scorers)
         decision = promote(name, promotion)
         run_id = run.info.run_id
     result = {"name": name, "version": version, **decision_dict(decision), "mlflow_run_id": run_id,

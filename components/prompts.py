@@ -43,7 +43,7 @@ import json
 import random
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from components.schema import RankingSample
 
@@ -77,6 +77,10 @@ class PromptConfig:
     min_text_tokens: int = 12  # a text is never cut below this many tokens
     stable_labels: bool = False  # routing: each LLM keeps one letter across samples (see the module doc)
     label_position: str = "before"  # "[A] text" or "text [A]" (see the module doc)
+    # score mode's likelihood scorers: the rec history keeps its most recent N items; a scored
+    # candidate (an item title) is cut to M tokens
+    score_history_items: int = 15
+    score_candidate_tokens: int = 48
     system: str = "You are a careful ranking assistant. You follow the answer format exactly."
 
     def for_mode(self, mode: str) -> "PromptConfig":
@@ -88,6 +92,9 @@ class PromptConfig:
             raise ValueError(f"max_prompt_tokens must be >= 64, got {self.max_prompt_tokens}")
         if self.min_text_tokens < 1:
             raise ValueError(f"min_text_tokens must be >= 1, got {self.min_text_tokens}")
+        if self.score_history_items < 1 or self.score_candidate_tokens < 1:
+            raise ValueError("score_history_items and score_candidate_tokens must be >= 1, got "
+                             f"{self.score_history_items} and {self.score_candidate_tokens}")
         if self.label_position not in LABEL_POSITIONS:
             raise ValueError(f"label_position must be one of {list(LABEL_POSITIONS)}, got {self.label_position!r}")
 
@@ -175,6 +182,8 @@ class Prompt:
     cuts: int  # history items dropped + texts cut to fit the budget
     ranker: str
     reasoning: bool
+    # label -> character offset in `text` just past its candidate line (the score mode's pointer reads there)
+    line_ends: dict[str, int] = field(default_factory=dict)
 
     @property
     def prompt_hash(self) -> str:
@@ -183,7 +192,7 @@ class Prompt:
 
 # Settings added after PROMPT_VERSION 3 shipped: left out of the hash while they hold their
 # defaults, so a model registered before a setting existed keeps its hash and still serves.
-_LATER_FIELDS = ("stable_labels", "label_position")
+_LATER_FIELDS = ("stable_labels", "label_position", "score_history_items", "score_candidate_tokens")
 
 
 def _hashed_fields(cfg: PromptConfig) -> dict:
@@ -191,21 +200,33 @@ def _hashed_fields(cfg: PromptConfig) -> dict:
     return {k: v for k, v in cfg.__dict__.items() if k not in _LATER_FIELDS or v != fields[k].default}
 
 
-def template_hash(tokenizer, ranker: str, cfg: PromptConfig) -> str:
-    """Identifies everything that shapes a prompt except the sample itself."""
-    payload = json.dumps(
-        {
-            "version": PROMPT_VERSION,
-            "scenarios": {k: v.__dict__ for k, v in SCENARIO_TEXT.items()},
-            "format": FORMAT_TEXT[(ranker, cfg.reasoning)],
-            "labels": "letters",
-            "chat_template": getattr(tokenizer, "chat_template", None) or "",
-            "ranker": ranker,
-            "cfg": _hashed_fields(cfg),
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+def template_hash(tokenizer, ranker: str, cfg: PromptConfig, score: dict | None = None) -> str:
+    """Identifies everything that shapes a prompt except the sample itself.
+
+    `score` (score mode only): the scorer per scenario or task and whether a trained head is used;
+    the scorers' wording (`SCORER_TEXT`) is hashed with it.
+    """
+    fields = {
+        "version": PROMPT_VERSION,
+        "scenarios": {k: v.__dict__ for k, v in SCENARIO_TEXT.items()},
+        "format": FORMAT_TEXT[(ranker, cfg.reasoning)],
+        "labels": "letters",
+        "chat_template": getattr(tokenizer, "chat_template", None) or "",
+        "ranker": ranker,
+        "cfg": _hashed_fields(cfg),
+    }
+    if score is not None:
+        fields["score"] = {**score, "text": SCORER_TEXT, "version": SCORE_VERSION}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def mode_template_hash(tokenizer, ranker: str, cfg: PromptConfig, mode: str, scorers: dict | None = None) -> str:
+    """The template hash of a ranker in `mode` (score mode: over its resolved scorers and head too)."""
+    effective = cfg.for_mode(mode)
+    if mode != "score":
+        return template_hash(tokenizer, ranker, effective)
+    scorers = dict(sorted((scorers or {}).items()))
+    return template_hash(tokenizer, ranker, effective, {"scorers": scorers, "head": "pointer" in scorers.values()})
 
 
 def _count(tokenizer, text: str) -> int:
@@ -290,16 +311,27 @@ def build_prompt(
     task_line = getattr(scen, ranker)
     objective = router_objective(sample.meta.get("weights")) if sample.scenario == "router" else ""
 
-    def render(query: str, texts: list[str], only: dict[str, str] | None = None) -> str:
-        """The prompt with every candidate (texts aligned with them), or `only` the labels given."""
+    def render(query: str, texts: list[str], only: dict[str, str] | None = None, ends: dict | None = None) -> str:
+        """The prompt with every candidate (texts aligned with them), or `only` the labels given.
+
+        `ends`, when given, receives each shown label's line end as a character offset in the prompt.
+        """
         line = "[{lab}] {text}" if cfg.label_position == "before" else "{text} [{lab}]"
-        listing = "\n".join(line.format(lab=lab, text=text) for lab, text in zip(all_labels, texts) if only is None or lab in only)
+        lines = [(lab, line.format(lab=lab, text=text)) for lab, text in zip(all_labels, texts) if only is None or lab in only]
+        listing = "\n".join(text for _, text in lines)
         user = (
             scen.context.format(query=query, objective=objective)
             + f"\n\n{task_line}\n{fmt}\n\n{scen.items}:\n{listing}"
         )
         messages = [{"role": "system", "content": cfg.system}, {"role": "user", "content": user}]
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if ends is not None:  # the template inserts the user content verbatim, and the listing ends it
+            pos = text.index(user) + len(user) - len(listing)
+            for lab, rendered in lines:
+                pos += len(rendered)
+                ends[lab] = pos
+                pos += 1  # the newline
+        return text
 
     # Cuts are decided on the prompt with ALL candidates and then kept for every subset: the
     # prompts of one sample's eliminations then differ only where a candidate was removed, so
@@ -347,7 +379,8 @@ def build_prompt(
         c, query, texts = best
         cuts += sum(len(i) > c for i in ids)
 
-    text = render(query, texts, only=labels)
+    ends: dict[str, int] = {}
+    text = render(query, texts, only=labels, ends=ends)
     n_tokens = _count(tokenizer, text)
     return Prompt(
         text=text,
@@ -357,7 +390,96 @@ def build_prompt(
         cuts=cuts,
         ranker=ranker,
         reasoning=cfg.reasoning,
+        line_ends=ends,
     )
+
+
+# ---------------------------------------------------------------- score mode inputs
+
+SCORE_VERSION = "1"
+# The likelihood scorers' wording. Plain text, no chat template: the score is how likely the model finds
+# the continuation, and a base LM's reading of text does not need the chat format.
+SCORER_TEXT = {
+    # mean log p(query | passage): a passage that answers a question makes that question likely
+    "query-likelihood": {"before": "Passage: ", "after": "\nPlease write a question based on this passage.\nQuestion:",
+                         "continuation": " {query}"},
+    # mean log p(item | history): the history is one prefix, computed once, that every candidate continues
+    "candidate-likelihood": {"before": "A user's history, oldest first:\n",
+                             "after": "The next item this user chooses is:", "continuation": " {candidate}"},
+}
+
+
+@dataclass(frozen=True)
+class ScoreInputs:
+    """Token ids a likelihood scorer computes, for the candidates asked for (in that order).
+
+    Each candidate's sequence is `shared + contexts[i] + continuations[i]`; its score is the mean
+    log-probability of the continuation's tokens. query-likelihood: nothing shared, the passage is the
+    context and the query the continuation; candidate-likelihood: the history is shared and the
+    candidate is the continuation.
+    """
+
+    ids: tuple[str, ...]  # candidate ids
+    shared: list[int]
+    contexts: list[list[int]]
+    continuations: list[list[int]]
+    cuts: int
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens of the longest scored sequence (what the budget bounds)."""
+        return len(self.shared) + max(len(c) + len(t) for c, t in zip(self.contexts, self.continuations))
+
+
+def user_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of user text: special-token strings in it (`<|im_end|>`) stay plain text."""
+    return tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+
+def build_score_inputs(sample: RankingSample, scorer: str, tokenizer, cfg: PromptConfig = PromptConfig(),
+                       remaining: Sequence[str] | None = None) -> ScoreInputs:
+    """The token ids `scorer` scores `sample`'s candidates (all, or `remaining`) with, cut to the budget.
+
+    Budget: every scored sequence fits `max_prompt_tokens`. query-likelihood cuts the passage (never
+    below `min_text_tokens`); candidate-likelihood keeps the most recent `score_history_items` history
+    items (fewer, oldest dropped, when they do not fit) and cuts each candidate to
+    `score_candidate_tokens`. What cannot fit raises PromptTooLong (a counted skip).
+    """
+    if scorer not in SCORER_TEXT:
+        raise ValueError(f"scorer {scorer!r} has no text inputs; text scorers: {sorted(SCORER_TEXT)}")
+    text = SCORER_TEXT[scorer]
+    keep = set(sample.candidate_ids if remaining is None else remaining)
+    cands = [c for c in sample.candidates if c.id in keep]
+    before, after = user_ids(tokenizer, text["before"]), user_ids(tokenizer, text["after"])
+    budget, cuts = cfg.max_prompt_tokens, 0
+    if scorer == "query-likelihood":
+        query = user_ids(tokenizer, text["continuation"].format(query=sample.query))
+        room = budget - len(before) - len(after) - len(query)
+        if room < cfg.min_text_tokens:
+            raise PromptTooLong(f"sample {sample.sample_id!r}: the query takes {len(query)} tokens, leaving {room} "
+                                f"for a passage within max_prompt_tokens {budget}; raise it or shorten the query")
+        contexts = []
+        for c in cands:
+            ids = user_ids(tokenizer, c.text)
+            cuts += len(ids) > room
+            contexts.append(before + ids[:room] + after)
+        return ScoreInputs(tuple(c.id for c in cands), [], contexts, [query] * len(cands), cuts)
+    conts = []
+    for c in cands:
+        ids = user_ids(tokenizer, text["continuation"].format(candidate=c.text))
+        cuts += len(ids) > cfg.score_candidate_tokens
+        conts.append(ids[: cfg.score_candidate_tokens])
+    lines = [line for line in sample.query.splitlines() if line.strip()] or [sample.query]
+    items = [user_ids(tokenizer, line + "\n") for line in lines[-cfg.score_history_items:]]
+    cuts += len(lines) - len(items)
+    room = budget - len(before) - len(after) - max(len(c) for c in conts)
+    while items and sum(map(len, items)) > room:
+        items, cuts = items[1:], cuts + 1
+    if not items:
+        raise PromptTooLong(f"sample {sample.sample_id!r}: not even the last history item fits max_prompt_tokens "
+                            f"{budget} beside a candidate; raise it")
+    shared = before + [t for item in items for t in item] + after
+    return ScoreInputs(tuple(c.id for c in cands), shared, [[] for _ in cands], conts, cuts)
 
 
 @dataclass(frozen=True)

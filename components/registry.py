@@ -154,9 +154,13 @@ def evaluation_of(version) -> dict | None:
         return json.loads(Path(path).read_text())
 
 
-def register(name: str, model_spec: str, ranker: str, mode: str, eval_dir: Path, prompt: dict,
-             tags: dict[str, str] | None = None) -> str:
-    """Log the model and its evaluation in the active (or a new) run; create a version aliased `challenger`."""
+def register(name: str, model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,
+             tags: dict[str, str] | None = None, scorers: dict | None = None) -> str:
+    """Log the model and its evaluation in the active (or a new) run; create a version aliased `challenger`.
+
+    A trained model folder records how it ranks (`ranker_config.json`): ranker, mode and scorers are read
+    from it, and an argument that contradicts it raises `SavedConfigMismatch` naming the saved value.
+    """
     import dataclasses
 
     import mlflow
@@ -164,19 +168,26 @@ def register(name: str, model_spec: str, ranker: str, mode: str, eval_dir: Path,
 
     import components
     from components.models import load_tokenizer
-    from components.prompts import PromptConfig, role_of, template_hash
+    from components.prompts import PromptConfig, mode_template_hash, role_of
+    from components.rankers import check_against_saved, saved_ranker_config
+    from components.scorers import resolve_scorers
     from components.serving import RankerModel, input_example, ranker_config, save_weights, signature
 
+    saved = saved_ranker_config(model_spec)
+    if saved is not None:
+        check_against_saved(saved, model_spec, mode, scorers, ranker)
+        ranker, mode, scorers = saved["ranker"], saved["mode"], saved.get("scorers")
+    ranker, mode = ranker or "iterative", mode or "score"
+    scorers = resolve_scorers(scorers) if mode == "score" else None
     eval_dir = Path(eval_dir)
     report = json.loads((eval_dir / "metrics.json").read_text()) if (eval_dir / "metrics.json").exists() else None
     check_complete(report, None, f"model {model_spec}")
     cfg_prompt = PromptConfig(**prompt)
-    effective = cfg_prompt.for_mode(mode)
     role = role_of(ranker)
     with tempfile.TemporaryDirectory() as tmp:
         weights = save_weights(model_spec, Path(tmp) / "weights")
-        thash = template_hash(load_tokenizer(str(weights)), role, effective)
-        model_config = ranker_config(ranker, mode, thash, dataclasses.asdict(cfg_prompt))
+        thash = mode_template_hash(load_tokenizer(str(weights)), role, cfg_prompt, mode, scorers)
+        model_config = ranker_config(ranker, mode, thash, dataclasses.asdict(cfg_prompt), scorers=scorers)
         import transformers
 
         info = with_retries(lambda: mlflow.pyfunc.log_model(

@@ -26,12 +26,16 @@ LABEL_SCHEME = "letters"
 
 
 def ranker_config(ranker: str, mode: str, template_hash: str, prompt: dict, max_candidates: int = 26,
-                  max_text_chars: int = 5000, max_new_tokens: int = 256, batch_size: int = 8) -> dict[str, Any]:
-    return {
+                  max_text_chars: int = 5000, max_new_tokens: int = 256, batch_size: int = 8,
+                  scorers: dict | None = None) -> dict[str, Any]:
+    config = {
         "ranker": ranker, "mode": mode, "template_hash": template_hash, "label_scheme": LABEL_SCHEME,
         "max_candidates": max_candidates, "max_text_chars": max_text_chars, "max_new_tokens": max_new_tokens,
         "batch_size": batch_size, "prompt": prompt,
     }
+    if mode == "score":  # the scorer per scenario or task; a pointer's head is packaged with the weights
+        config["scorers"] = dict(scorers or {})
+    return config
 
 
 def signature():
@@ -53,7 +57,7 @@ def _invalid(message: str):
 class RankerModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from components.models import load_tokenizer, pick_device, pick_dtype
-        from components.prompts import PromptConfig, role_of, template_hash
+        from components.prompts import PromptConfig, mode_template_hash, role_of
         from components.rankers import LLMRankerConfig, build_ranker
 
         cfg = dict(context.model_config)
@@ -61,9 +65,8 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         path = context.artifacts["model"]
         tok = load_tokenizer(path)
         prompt = PromptConfig(**cfg["prompt"])
-        effective = prompt.for_mode(cfg["mode"])
         role = role_of(cfg["ranker"])
-        found = template_hash(tok, role, effective)
+        found = mode_template_hash(tok, role, prompt, cfg["mode"], cfg.get("scorers"))
         if found != cfg["template_hash"]:
             raise _invalid(f"template hash {found} of the packaged tokenizer differs from the registered "
                            f"{cfg['template_hash']}: this model would be served with another prompt than it was evaluated with")
@@ -72,8 +75,9 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         device = pick_device(None)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device).eval()
         ranker_cfg = LLMRankerConfig(mode=cfg["mode"], max_new_tokens=cfg["max_new_tokens"],
-                                     batch_size=cfg["batch_size"], prompt=prompt)
-        self.ranker = build_ranker(cfg["ranker"], config=ranker_cfg, loaded=(model, tok))
+                                     batch_size=cfg["batch_size"], prompt=prompt, scorers=cfg.get("scorers") or {})
+        # model=path: the score head (pointer) is read from the packaged weights folder
+        self.ranker = build_ranker(cfg["ranker"], model=path, config=ranker_cfg, loaded=(model, tok))
 
     def _samples(self, model_input) -> list:
         from components.schema import Candidate, RankingSample

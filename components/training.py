@@ -34,6 +34,7 @@ to prompts it never saw. The test split is never read.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from components.io import read_samples, write_json
+from components.models import RANKER_CONFIG as CONFIG_FILE
 from components.parsing import completion_text, parse_answer
 from components.prompts import (
     ENGINES,
@@ -55,16 +57,17 @@ from components.prompts import (
     build_prompt,
     expand_elimination_steps,
     reward_columns,
-    template_hash,
+    shown_labels,
 )
 from components.rewards import build_rewards
 from components.schema import RankingSample
+from components.scorers import ScoreHead, get_scorer, scorer_name
 
 log = logging.getLogger(__name__)
 
 ALGOS = ("grpo", "expected-reward")
+TRAIN_MODES = ("score", "fast")  # what the expected-reward trainer's policy reads (components.scorers)
 OBJECTIVES = ("expected", "soft-target")  # for algo=expected-reward
-CONFIG_FILE = "ranker_config.json"
 
 
 class TrainingConfigError(ValueError):
@@ -138,6 +141,11 @@ class TrainConfig:
     learning_rate: float = 2e-5
     beta: float = 0.01  # KL weight
     objective: str = "expected"  # expected-reward algo: maximize E_pi[r], or fit pi to softmax(r / target_tau)
+    # expected-reward algo: the policy over a pool. score: softmax of -s / score_tau over the candidates' scorer
+    # scores (components.scorers); fast: the next-token label probabilities after <answer>
+    mode: str = "score"
+    scorers: dict[str, str] = field(default_factory=dict)  # score mode: per scenario or task (defaults filled in)
+    score_tau: float = 1.0
     target_tau: float = 0.25  # soft-target temperature: lower puts more of q on the best eliminations
     gradient_checkpointing: bool = False
     # expected-reward forward passes under bf16 autocast (weights and optimizer stay fp32). auto: on CUDA and
@@ -187,6 +195,17 @@ class TrainConfig:
             raise TrainingConfigError(f"objective={self.objective!r} needs algo=expected-reward (GRPO maximizes the sampled reward)")
         if self.target_tau <= 0:
             raise TrainingConfigError(f"target_tau must be > 0, got {self.target_tau}")
+        if self.mode not in TRAIN_MODES:
+            raise TrainingConfigError(f"mode must be one of {list(TRAIN_MODES)} (expected-reward; grpo trains reasoning "
+                                      f"mode), got {self.mode!r}")
+        if self.score_tau <= 0:
+            raise TrainingConfigError(f"score_tau must be > 0, got {self.score_tau}")
+        from components.scorers import UnknownScorerError, resolve_scorers
+
+        try:
+            object.__setattr__(self, "scorers", resolve_scorers(self.scorers))
+        except UnknownScorerError as err:
+            raise TrainingConfigError(f"scorers: {err}") from err
         if self.autocast not in AUTOCAST:
             raise TrainingConfigError(f"autocast must be one of {list(AUTOCAST)}, got {self.autocast!r}")
         try:  # unknown reward names or options fail here, before any model loads
@@ -207,7 +226,14 @@ class TrainConfig:
 
     @property
     def eval_mode(self) -> str:
-        return "fast" if self.algo == "expected-reward" else "reasoning"
+        return self.mode if self.algo == "expected-reward" else "reasoning"
+
+    @property
+    def template_hash_of(self):
+        """template hash for a tokenizer: the prompt this config trains, in its mode (and scorers)."""
+        from components.prompts import mode_template_hash
+
+        return lambda tok: mode_template_hash(tok, self.ranker, self.prompt, self.eval_mode, self.scorers)
 
 
 def build_train_config(raw: dict[str, Any] | None, prompt: PromptConfig, rewards: dict | None, **overrides) -> TrainConfig:
@@ -229,8 +255,10 @@ def build_train_config(raw: dict[str, Any] | None, prompt: PromptConfig, rewards
             raw[key] = cls(**value)
     if "tasks" in raw:
         raw["tasks"] = tuple(raw["tasks"])
-    if raw.get("algo") == "grpo" and overrides.get("objective") is None:
-        raw.pop("objective", None)  # params' objective configures the expected-reward trainer; only an explicit one errs
+    if raw.get("algo") == "grpo":  # params' objective and mode configure the expected-reward trainer
+        for key in ("objective", "mode"):
+            if overrides.get(key) is None:
+                raw.pop(key, None)  # only an explicit one errs
     ranker = raw.get("ranker", "iranker")
     return TrainConfig(prompt=prompt, rewards=(rewards or {}).get(ranker, {}), **raw)
 
@@ -305,6 +333,7 @@ def _split_train(cfg: TrainConfig) -> tuple[list[RankingSample], list[RankingSam
 def build_rows(samples: Sequence[RankingSample], cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
     """One row per prompt: the prompt text, the reward columns and the sample id (for audits)."""
     prompt_cfg = cfg.effective_prompt
+    score_mode = cfg.eval_mode == "score"
     rows = []
     for s in samples:
         if cfg.ranker == "iranker":
@@ -312,10 +341,18 @@ def build_rows(samples: Sequence[RankingSample], cfg: TrainConfig, tokenizer) ->
                      if cfg.max_pool_size is None or len(step.remaining) <= cfg.max_pool_size]
         else:
             pools = [tuple(s.candidate_ids)]
+        if score_mode:
+            from components.scorers import check_sample
+
+            check_sample(s, cfg.scorers, tokenizer, cfg.prompt)  # PromptTooLong now, not mid-training
         for remaining in pools:
-            p = build_prompt(s, cfg.ranker, tokenizer, prompt_cfg, remaining=remaining)
-            rows.append({"prompt": p.text, "sample_id": s.sample_id, "task": s.task,
-                         **reward_columns(p.labels, s, prompt_cfg.reasoning)})
+            if score_mode:  # the scorer reads the sample itself; the columns are aligned with the listing order
+                labels, text = shown_labels(s, remaining, prompt_cfg.stable_labels), ""
+            else:
+                p = build_prompt(s, cfg.ranker, tokenizer, prompt_cfg, remaining=remaining)
+                labels, text = p.labels, p.text
+            rows.append({"prompt": text, "sample_id": s.sample_id, "task": s.task,
+                         **reward_columns(labels, s, prompt_cfg.reasoning)})
     random.Random(cfg.seed).shuffle(rows)
     return rows
 
@@ -447,19 +484,25 @@ def apply_lora(model, settings: LoraSettings):
     return get_peft_model(model, lora_config(settings, model.config.num_hidden_layers))
 
 
-def save_final(model, tok, cfg: TrainConfig, out: Path, extra: dict[str, Any]) -> Path:
-    """Weights (LoRA merged), tokenizer and ranker_config.json with the template hash."""
+def save_final(model, tok, cfg: TrainConfig, out: Path, extra: dict[str, Any], head=None) -> Path:
+    """Weights (LoRA merged), tokenizer, the score head (pointer) and ranker_config.json with the template hash.
+
+    ranker_config.json records how the model ranks (ranker, mode, scorers): evaluation, registration and
+    serving read it, and a flag that contradicts it is an error.
+    """
     from components.io import atomic_dir
 
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    role = cfg.ranker
-    config = {"ranker": ENGINES[role], "mode": cfg.eval_mode,
-              "template_hash": template_hash(tok, role, cfg.effective_prompt),
+    config = {"ranker": ENGINES[cfg.ranker], "mode": cfg.eval_mode, "template_hash": cfg.template_hash_of(tok),
               "prompt": dataclasses.asdict(cfg.prompt), "algo": cfg.algo, "base_model": cfg.model, **extra}
+    if cfg.eval_mode == "score":
+        config.update(scorers=cfg.scorers, score_tau=cfg.score_tau, head=head is not None)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        if head is not None:
+            head.save(tmp)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return out
 
@@ -510,13 +553,20 @@ def _checkpoints(out: Path) -> list[Path]:
 
 
 def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None) -> dict[str, Any]:
-    """Exact expected-reward policy gradient over next-token label probabilities (fast IRanker)."""
+    """Exact expected-reward policy gradient over an elimination pool (fast or score IRanker).
+
+    The policy over a pool is a softmax over one logit per remaining candidate: in fast mode the
+    next-token logits of the labels after `<answer>`, in score mode -s / score_tau over the candidates'
+    scorer scores (the gradient flows through the scores into LoRA and, for the pointer, its head).
+    """
     import torch
 
     from components.rankers.backend import ANSWER_OPEN, TransformersBackend
 
     check_fits_context(cfg)
     samples, held = _split_train(cfg)  # one read of the train split for both sides
+    by_id = {s.sample_id: s for s in [*samples, *held]}
+    score_mode = cfg.eval_mode == "score"
     out = Path(cfg.output_dir)
     torch.manual_seed(cfg.seed)
     model, tok = load_policy(cfg)
@@ -525,14 +575,21 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
         raise TrainingConfigError("no training prompts: the train split is empty")
     rewards = _exclusion_table(rows, cfg)
     backend = TransformersBackend(model, tok)
-    label_tokens = [[backend.label_token(lab) for lab in row["labels"]] for row in rows]
+
+    def tokens_of(some_rows):  # fast mode: each row's label tokens; score mode reads candidates instead
+        return [None if score_mode else [backend.label_token(lab) for lab in r["labels"]] for r in some_rows]
+
+    label_tokens = tokens_of(rows)
     val_rows = _validation_rows(held, cfg, tok)
     val_rewards = _exclusion_table(val_rows, cfg)
-    val_tokens = [[backend.label_token(lab) for lab in row["labels"]] for row in val_rows]
+    val_tokens = tokens_of(val_rows)
+    head = None
+    if score_mode and any(get_scorer(scorer_name(s, cfg.scorers)).name == "pointer" for s in by_id.values()):
+        head = ScoreHead(model.config.hidden_size, next(model.parameters()).device)
     if val_rows:
         log.info("held-out check: %d prompts from %d train-split samples kept out of training, every %d steps",
                  len(val_rows), len({r["sample_id"] for r in val_rows}), cfg.validation.every)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad] + (list(head.parameters()) if head else [])
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate)
     step = 0
     monitor = HealthMonitor(cfg.monitor, out / "health.jsonl")
@@ -540,6 +597,8 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
         ckpt = _checkpoints(out)[-1]
         state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
         model.load_state_dict(state["model"], strict=False)
+        if head is not None and "head" in state:
+            head.linear.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
         log.info("resumed from %s (step %d)", ckpt, step)
@@ -573,6 +632,37 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
                 return model(**enc, logits_to_keep=1).logits[:, -1, :].float()
         return ref_model(**enc, logits_to_keep=1).logits[:, -1, :].float()
 
+    def score_logits(batch_rows, adapter_on: bool = True) -> list:
+        """-s / score_tau per row, over its candidates in the row's order."""
+        nonlocal tokens_seen
+        pools = [(by_id[r["sample_id"]], r["candidate_ids"]) for r in batch_rows]
+        scorers = [get_scorer(scorer_name(smp, cfg.scorers)) for smp, _ in pools]
+        use_head = head if adapter_on else None
+        out: list = [None] * len(pools)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None), \
+                (model.disable_adapter() if not adapter_on and lora else contextlib.nullcontext()):
+            net = model if adapter_on or lora else ref_model
+            pointer = [b for b, sc in enumerate(scorers) if sc.name == "pointer"]
+            if pointer:
+                pointer_head = use_head or ScoreHead(model.config.hidden_size, device)  # the base: every score 0
+                scores, n = scorers[pointer[0]].batch_scores(net, pointer_head, tok, [pools[b] for b in pointer],
+                                                             cfg.prompt)
+                tokens_seen += n
+                for b, sc in zip(pointer, scores):
+                    out[b] = sc
+            for b, (sc, (smp, ids)) in enumerate(zip(scorers, pools)):
+                if out[b] is None:
+                    out[b], n, reused = sc.scores(net, None, tok, smp, ids, cfg.prompt)
+                    tokens_seen += n - reused
+        return [-o.float() / cfg.score_tau for o in out]
+
+    def pool_logits(batch_rows, batch_tokens, adapter_on: bool = True) -> list:
+        """One logit per remaining candidate of each row: the policy is their softmax."""
+        if score_mode:
+            return score_logits(batch_rows, adapter_on)
+        logits = policy_logits(batch_rows, adapter_on)
+        return [logits[b, torch.tensor(t, device=device)] for b, t in enumerate(batch_tokens)]
+
     val_seconds = 0.0  # spent on held-out checks: in the wall-clock budget, not in the training throughput
 
     def held_out() -> dict[str, float]:
@@ -584,10 +674,11 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
         model.eval()
         with torch.no_grad():
             for start in range(0, len(val_rows), cfg.batch_size):
-                logits = policy_logits(val_rows[start:start + cfg.batch_size])
-                for b, i in enumerate(range(start, min(start + cfg.batch_size, len(val_rows)))):
+                end = start + cfg.batch_size
+                logits = pool_logits(val_rows[start:end], val_tokens[start:end])
+                for b, i in enumerate(range(start, min(end, len(val_rows)))):
                     r = val_rewards[i]
-                    pick = int(logits[b, torch.tensor(val_tokens[i], device=device)].argmax())
+                    pick = int(logits[b].argmax())
                     greedy.append(r[pick])
                     uniform.append(sum(r) / len(r))
                     gains.setdefault(val_rows[i]["task"], []).append(greedy[-1] - uniform[-1])
@@ -603,21 +694,20 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
         # the batch depends on (seed, step) only, so a resumed run continues with the same data
         idx = random.Random(f"{cfg.seed}:{step}").sample(range(len(rows)), min(cfg.batch_size, len(rows)))
         batch = [rows[i] for i in idx]
-        logits = policy_logits(batch)
+        logits = pool_logits(batch, [label_tokens[i] for i in idx])
         if cfg.beta > 0:  # the reference is frozen: each row's label distribution is computed once
             missing = [i for i in idx if i not in ref_cache]
             if missing:
                 with torch.no_grad():
-                    ref_logits = policy_logits([rows[i] for i in missing], adapter_on=False)
+                    ref_logits = pool_logits([rows[i] for i in missing], [label_tokens[i] for i in missing], adapter_on=False)
                 for b, i in enumerate(missing):
-                    ref_cache[i] = torch.log_softmax(ref_logits[b, torch.tensor(label_tokens[i], device=device)], dim=-1)
+                    ref_cache[i] = torch.log_softmax(ref_logits[b], dim=-1)
         loss = torch.zeros((), device=device)
         exp_rewards, greedy, kls, ties = [], [], [], 0
         uniform, by_task, greedy_by_task = [], {}, {}  # a uniform pick's expected reward: the chance level of each batch
         for b, i in enumerate(idx):
-            toks = torch.tensor(label_tokens[i], device=device)
             r = torch.tensor(rewards[i], device=device)
-            logp = torch.log_softmax(logits[b, toks], dim=-1)  # [labels]: pi restricted to remaining labels
+            logp = torch.log_softmax(logits[b], dim=-1)  # [labels]: pi over the remaining candidates
             expected = (logp.exp() * r).sum()
             term = objective_loss(logp, r, cfg.objective, cfg.target_tau)
             if cfg.beta > 0:
@@ -628,7 +718,7 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
             exp_rewards.append(float(expected.detach()))
             # the evaluated ranker eliminates the argmax label: the reward it would get here. Soft-target aims pi
             # at a spread-out target, so its sampled reward can stay flat while the greedy choice improves
-            greedy.append(float(r[int(logp.detach().argmax())]))
+            greedy.append(rewards[i][int(logp.detach().argmax())])  # the python float: r is float32
             uniform.append(float(r.mean()))
             by_task.setdefault(rows[i]["task"], []).append(exp_rewards[-1] - uniform[-1])
             greedy_by_task.setdefault(rows[i]["task"], []).append(greedy[-1] - uniform[-1])
@@ -658,10 +748,10 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
         if progress:
             progress(step, cfg.max_steps, metrics)
         if step % cfg.save_steps == 0 or step == cfg.max_steps or stop:
-            _save_checkpoint(model, optimizer, step, out)
+            _save_checkpoint(model, optimizer, step, out, head)
         if stop:
             break
-    final = save_final(model, tok, cfg, out / "final", {"steps": step})
+    final = save_final(model, tok, cfg, out / "final", {"steps": step}, head)
     summary = {"steps": step, "final": str(final), "stopped_early": monitor.stop_reason, "rows": len(rows),
                "seconds": time.perf_counter() - started, "budget_spent": budget_spent,
                "validation_seconds": val_seconds, "validation_rows": len(val_rows)}
@@ -669,14 +759,17 @@ def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None)
     return summary
 
 
-def _save_checkpoint(model, optimizer, step: int, out: Path) -> None:
+def _save_checkpoint(model, optimizer, step: int, out: Path, head=None) -> None:
     import torch
 
     from components.io import atomic_dir
 
     trainable = {k: v for k, v in model.state_dict().items() if "lora" in k or not hasattr(model, "disable_adapter")}
+    state = {"model": trainable, "optimizer": optimizer.state_dict(), "step": step}
+    if head is not None:
+        state["head"] = head.linear.state_dict()
     with atomic_dir(Path(out) / f"checkpoint-{step}") as tmp:
-        torch.save({"model": trainable, "optimizer": optimizer.state_dict(), "step": step}, tmp / "trainer_state.pt")
+        torch.save(state, tmp / "trainer_state.pt")
 
 
 # ---------------------------------------------------------------- GRPO

@@ -52,7 +52,7 @@ def read_health(cfg):
 
 @pytest.mark.parametrize("objective", ["expected", "soft-target"])
 def test_expected_reward_two_steps_change_parameters_and_log_health(prepared, tmp_path, objective):
-    cfg = config(prepared, tmp_path, objective=objective)
+    cfg = config(prepared, tmp_path, objective=objective, mode="fast")
     before = initial_weights(cfg)
     summary = training.train(cfg)
     assert summary["steps"] == 2
@@ -168,10 +168,35 @@ def test_training_reads_only_the_train_split(prepared, tmp_path, monkeypatch):
     from components.io import read_samples
     from components.models import load_tokenizer
 
-    rows = training.build_rows(training.load_train_samples(cfg), cfg, load_tokenizer("random:tiny"))
-    test_ids = {s.sample_id for t in cfg.tasks for s in read_samples(samples / t / "test.jsonl")}
+    train = training.load_train_samples(cfg)
+    rows = training.build_rows(train, cfg, load_tokenizer("random:tiny"))
+    test = [s for t in cfg.tasks for s in read_samples(samples / t / "test.jsonl")]
     assert set(read) == {"train.jsonl"}
-    assert rows and not {r["sample_id"] for r in rows} & test_ids
+    assert rows and not {r["sample_id"] for r in rows} & {s.sample_id for s in test}
+    # rec train users give several windows (ids task:user:wK): none of them is a test user's
+    group = {s.sample_id: (s.task, s.group) for s in train}
+    assert any(":w" in r["sample_id"] for r in rows)
+    assert not {group[r["sample_id"]] for r in rows} & {(s.task, s.group) for s in test}
+
+
+def test_score_mode_two_steps_change_lora_and_head_and_save_them(prepared, tmp_path):
+    from safetensors.torch import load_file
+
+    from components.scorers import HEAD_FILE
+
+    cfg = config(prepared, tmp_path, tasks=("passage-5", "rec-movie", "router-performance"), max_train_samples=2,
+                 lora=LoraSettings(r=4, alpha=8, top_layers=1), objective="soft-target")
+    assert cfg.mode == "score"
+    before = initial_weights(cfg)
+    summary = training.train(cfg)
+    moved = changed(before, summary["final"])
+    assert moved and all(".layers.1." in k for k in moved), moved  # LoRA on the top layer only, merged
+    head = load_file(str(Path(summary["final"]) / HEAD_FILE))
+    assert head["weight"].abs().sum() > 0  # zero-initialised, trained
+    meta = json.loads((Path(summary["final"]) / "ranker_config.json").read_text())
+    assert meta["mode"] == "score" and meta["head"] and meta["scorers"]["router"] == "pointer"
+    h = read_health(cfg)[0]
+    assert 0.0 <= h["reward/greedy_mean"] <= 1.2 and any(k.startswith("reward/greedy_over_uniform/") for k in h)
 
 
 def test_max_pool_size_keeps_only_the_small_elimination_steps(prepared, tmp_path):
@@ -241,6 +266,9 @@ def test_held_out_check_is_logged_at_the_first_every_nth_and_last_step(prepared,
         ({"autocast": "fp8"}, "autocast must be one of"),
         ({"max_pool_size": 1}, "max_pool_size applies to iranker elimination steps and must be >= 2"),
         ({"objective": "max-margin"}, "objective must be one of"),
+        ({"mode": "letters"}, "mode must be one of"),
+        ({"scorers": {"rec": "popularity"}}, "unknown scorer 'popularity'; valid scorers"),
+        ({"score_tau": 0}, "score_tau must be > 0"),
         ({"objective": "soft-target", "algo": "grpo"}, "needs algo=expected-reward"),
         ({"algo": "grpo", "batch_size": 6, "num_generations": 4}, "must be a multiple of num_generations"),
         ({"prompt": PromptConfig(max_prompt_tokens=4090), "algo": "grpo", "num_generations": 2, "max_completion_length": 64},

@@ -7,6 +7,11 @@ mode (`fast` or `reasoning`). Unknown names fail with the list of valid ones.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
+from components.models import ModelSource
 from components.rankers.base import MODES, LLMRankerConfig, Ranker
 from components.rankers.baselines import BM25Ranker, DenseRanker, IdentityRanker, RandomRanker
 from components.rankers.direct import DirectRanker
@@ -45,9 +50,54 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
     from components.rankers.backend import build_backend
 
     spec = model or DEFAULT_MODEL
+    config = config or LLMRankerConfig()
+    saved = saved_ranker_config(spec)
+    if saved is not None:
+        check_against_saved(saved, spec, config.mode, config.scorers)
+        if saved.get("mode") == "score":  # the scorers it was trained with (defaults may have changed since)
+            config = dataclasses.replace(config, scorers=saved["scorers"])
     lm, tok = loaded or load_model(spec, device=device, dtype=dtype)
     backend = build_backend(lm, tok, model_path(spec))
-    return RANKERS[key](backend, config or LLMRankerConfig())
+    if config.mode == "score":
+        from components.scorers import ScoreHead
+
+        folder = spec if ModelSource.parse(spec).kind == "local" else None
+        backend.score_head = ScoreHead.load(folder, lm.config.hidden_size, backend.device)
+    return RANKERS[key](backend, config)
 
 
-__all__ = ["LLM_RANKERS", "MODES", "RANKERS", "LLMRankerConfig", "Ranker", "UnknownRankerError", "build_ranker"]
+def saved_ranker_config(spec: str) -> dict | None:
+    """The `ranker_config.json` a trained model folder carries (None for other specs)."""
+    from components.models import RANKER_CONFIG
+
+    if ModelSource.parse(spec).kind != "local" or not (Path(spec) / RANKER_CONFIG).exists():
+        return None
+    return json.loads((Path(spec) / RANKER_CONFIG).read_text())
+
+
+class SavedConfigMismatch(ValueError):
+    """A flag contradicts what a trained model records about how it ranks."""
+
+
+def check_against_saved(saved: dict, spec: str, mode: str | None = None, scorers: dict | None = None,
+                        ranker: str | None = None) -> None:
+    """Raise SavedConfigMismatch naming the saved value when `mode`, `scorers` or `ranker` contradict the model."""
+    from components.prompts import role_of
+
+    if mode is not None and saved.get("mode") and mode != saved["mode"]:
+        raise SavedConfigMismatch(f"{spec} was trained to rank in mode {saved['mode']!r}, not {mode!r}; "
+                                  f"drop --mode or pass --mode {saved['mode']}")
+    if ranker is not None and saved.get("ranker") and role_of(ranker) != role_of(saved["ranker"]):
+        raise SavedConfigMismatch(f"{spec} was trained as ranker {saved['ranker']!r}, not {ranker!r}; "
+                                  f"drop --ranker or pass --ranker {saved['ranker']}")
+    if scorers is not None and saved.get("mode") == "score":
+        from components.scorers import resolve_scorers
+
+        asked, trained = resolve_scorers(scorers), resolve_scorers(saved.get("scorers"))
+        if asked not in (trained, resolve_scorers(None)):  # the defaults mean "not asked for"
+            diff = {k: v for k, v in asked.items() if trained.get(k) != v}
+            raise SavedConfigMismatch(f"{spec} was trained with scorers {trained}; {diff} contradicts them")
+
+
+__all__ = ["LLM_RANKERS", "MODES", "RANKERS", "LLMRankerConfig", "Ranker", "SavedConfigMismatch", "UnknownRankerError", "build_ranker",
+           "check_against_saved", "saved_ranker_config"]

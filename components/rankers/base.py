@@ -9,7 +9,7 @@ from typing import Protocol
 from components.prompts import PromptConfig, chat_head
 from components.schema import Ranking, RankingSample
 
-MODES = ("reasoning", "fast")
+MODES = ("reasoning", "fast", "score")
 Progress = Callable[[int, int], None]  # (model calls done in this update, samples finished in this update)
 
 
@@ -35,10 +35,15 @@ class LLMRankerConfig:
     # batches (bench/eval_throughput.py); on CUDA, padded batches keep the GPU busy.
     prefix_cache: bool | None = None
     prompt: PromptConfig = field(default_factory=PromptConfig)
+    # score mode: scorer per scenario or task name (components.scorers.DEFAULT_SCORERS fills the rest)
+    scorers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from components.scorers import resolve_scorers
+
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; valid modes: {list(MODES)}")
+        object.__setattr__(self, "scorers", resolve_scorers(self.scorers))
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_new_tokens < 1:

@@ -2,6 +2,7 @@
 
 - `reasoning` mode: generate, parse the ranking; candidates the answer left out
   are appended in input order and the ranking is marked `repaired`.
+- `score` mode: candidates sorted by their scorer's scores (`components.rankers.score_mode`).
 - `fast` mode: one forward pass; candidates are ordered by the next-token
   log-probability of their label right after `<answer>` (the model's belief in
   each being ranked first). Always valid.
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from components.parsing import parse_answer
 from components.prompts import PromptTooLong, build_prompt
 from components.rankers.backend import ANSWER_OPEN
+from components.rankers.score_mode import rank_by_scores
 from components.rankers.base import LLMRankerConfig, Progress, batches, head_cache, skipped, uses_prefix_cache
 from components.schema import Ranking, RankingSample, RankingStep
 
@@ -28,6 +30,8 @@ class DirectRanker:
         self.prompt_cfg = config.prompt.for_mode(config.mode)
 
     def rank(self, samples: Sequence[RankingSample], progress: Progress | None = None) -> list[Ranking]:
+        if self.config.mode == "score":
+            return rank_by_scores(self.backend, self.config, samples, iterative=False, progress=progress)
         results: dict[str, Ranking] = {}
         todo = []
         for s in samples:

@@ -11,6 +11,9 @@ ranking (the eliminated order reversed, the survivor first).
   prompt at a time and reuses the KV cache up to the first token that changed
   (where the eliminated candidate was): same rankings, fewer tokens computed.
   Every sample starts from the KV cache of the chat template's head.
+- `score` mode (the CPU default): each remaining candidate gets a score from
+  its scenario's scorer (`components.scorers`) and the lowest is eliminated;
+  see `components.rankers.score_mode` (context-free scorers rank in one pass).
 - `reasoning` mode: generate `<think>...</think><answer>X</answer>` (greedy by
   default), parse the completion. When the answer is not a remaining
   candidate, the step is recorded with its status and the *last* remaining
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from components.parsing import parse_answer
 from components.prompts import PromptTooLong, build_prompt
 from components.rankers.backend import ANSWER_OPEN
+from components.rankers.score_mode import rank_by_scores
 from components.rankers.base import LLMRankerConfig, Progress, batches, head_cache, skipped, uses_prefix_cache
 from components.schema import Ranking, RankingSample, RankingStep
 
@@ -52,6 +56,8 @@ class IterativeRanker:
         return build_prompt(state.sample, "iranker", self.backend.tok, self.prompt_cfg, remaining=state.remaining)
 
     def rank(self, samples: Sequence[RankingSample], progress: Progress | None = None) -> list[Ranking]:
+        if self.config.mode == "score":
+            return rank_by_scores(self.backend, self.config, samples, iterative=True, progress=progress)
         results: dict[str, Ranking] = {}
         active: list[_State] = []
         for s in samples:
