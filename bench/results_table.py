@@ -187,7 +187,10 @@ def training_section(path: Path) -> list[str]:
     held = (f", after keeping up to {st['val_groups']} train groups per task out for the held-out check"
             if st.get("val_groups") else "")
     lines = [
-        f"Command: `{r['command']}` on {r['machine']}. Fast-mode IRanker, exact gradient of "
+        f"Command: `{r['command']}` on {r['machine']}. {r.get('mode', 'fast').capitalize()}-mode IRanker"
+        + (f" (scorers {', '.join(f'{k}: {v}' for k, v in sorted((r.get('scorers') or {}).items()) if k in ('passage', 'rec', 'router'))}; "
+           f"policy softmax(-score / {st.get('score_tau')}), LoRA and the pointer head trained)" if r.get("mode") == "score" else "")
+        + ", exact gradient of "
         f"{OBJECTIVE_TEXT[st.get('objective', 'expected')].format(tau=st.get('target_tau'))}, "
         f"LoRA r={st['lora_r']} on the top {st['top_layers']} layers, lr {st['learning_rate']}, batch {st['batch_size']}, "
         f"KL weight {st['beta']}, prompts cut to {st['max_prompt_tokens']} tokens, "
@@ -217,6 +220,49 @@ def training_section(path: Path) -> list[str]:
     wins = [t for t, v in r["tasks"].items() if v["diff"] > 0 and v["p_value"] < 0.05]
     losses = [t for t, v in r["tasks"].items() if v["diff"] < 0 and v["p_value"] < 0.05]
     lines += ["", f"Significant gains (p < 0.05): {', '.join(wins) or 'none'}; significant losses: {', '.join(losses) or 'none'}."]
+    return lines
+
+
+SCORE_HEADING = "## Score mode, zero-shot: per-candidate scores vs the letter readout and BM25 (test splits)"
+
+
+def score_mode_section(bench: Path) -> list[str]:
+    """Zero-shot score-mode IRanker against letter fast mode and BM25, paired on the samples both ranked.
+
+    Sources: `<bench>/zeroshot_score`, `<bench>/bm25` and, where measured, `<bench>/zeroshot_fast` (each the
+    output folder of `r1ranker evaluate`; commands below).
+    """
+    from components.evaluation import compare_reports
+
+    score = json.loads((bench / "zeroshot_score" / "metrics.json").read_text())
+    others = {name: json.loads((bench / folder / "metrics.json").read_text())
+              for name, folder in (("letter fast", "zeroshot_fast"), ("BM25", "bm25"))
+              if (bench / folder / "metrics.json").exists()}
+    from components.scorers import DEFAULT_SCORERS
+
+    scorers = score["system"].get("scorers") or DEFAULT_SCORERS  # runs before scorers were recorded used the defaults
+    lines = [
+        f"SmolLM2-135M-Instruct ({score['system'].get('dtype')}), no training, IRanker in score mode with the default "
+        f"scorers ({', '.join(f'{k}: {v}' for k, v in sorted(scorers.items()) if k in ('passage', 'rec', 'router'))}). "
+        "Commands: `r1ranker evaluate --ranker iterative --mode score -t <tasks> --out artifacts/bench/zeroshot_score`, "
+        "the same with `--mode fast --limit N --out artifacts/bench/zeroshot_fast`, and `--ranker bm25 --out "
+        "artifacts/bench/bm25`. Each comparison is a paired permutation test on the samples both systems ranked "
+        "(n); the score-mode MRR is given on those same samples.",
+        "",
+        "| task | score mode, all test samples | " + " | ".join(f"vs {k}: n, score / {k}, p" for k in others) + " |",
+        "|---|---|" + "---|" * len(others),
+    ]
+    for task, rep in score["tasks"].items():
+        m = rep["metrics"]["mrr"]
+        cells = [f"{100 * m['mean']:.1f} [{100 * m['ci95'][0]:.1f}–{100 * m['ci95'][1]:.1f}] (n={rep['n']})"]
+        for name, other in others.items():
+            c = compare_reports({"tasks": {task: rep}}, other)["tasks"][task]
+            cells.append("-" if "p_value" not in c else
+                         f"{c['n']}: {100 * c['mrr']:.1f} / {100 * c['other_mrr']:.1f}, p {c['p_value']:.4f}")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    cost = {t: r["cost"]["seconds_per_sample"] for t, r in score["tasks"].items() if r.get("cost")}
+    lines += ["", "Seconds per sample (2 CPU cores, fp32, one pass per sample for these context-free scorers; the run shared the cores with tests part of the time, so timings are upper bounds): "
+              + ", ".join(f"{t} {v:.2f}" for t, v in cost.items()) + "."]
     return lines
 
 
@@ -254,6 +300,8 @@ def main() -> None:
     for name, values in PAPER.items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
     throughput = Path(args.throughput)
+    lines += ["", *section(SCORE_HEADING, (throughput.parent / "zeroshot_score" / "metrics.json").exists(),
+                           lambda: score_mode_section(throughput.parent))]
     lines += ["", *section("## Evaluation throughput (IRanker, Passage-5)", throughput.exists(),
                            lambda: throughput_section(throughput) + cpu_bf16_text(throughput.with_name("cpu_bf16.json")))]
     training_heading = "## RL training: base vs trained IRanker (held-out test)"

@@ -1,7 +1,9 @@
 """Training benchmark (not run by CI): does RL make SmolLM2 a better IRanker on held-out data?
 
-Trains the fast-mode IRanker with the exact expected-reward gradient (LoRA on the
-upper layers) on the train splits of `--tasks` within a wall-clock budget, then
+Trains the IRanker (`--mode score`, the default: the policy is a softmax over the
+candidates' scorer scores; `--mode fast`: over the label tokens) with the exact
+expected-reward gradient (LoRA on the upper layers, plus the pointer head in score
+mode) on the train splits of `--tasks` within a wall-clock budget, then
 evaluates the base and the trained model on the same test samples, with paired
 permutation tests, and writes artifacts/bench/train_iranker.json (read by
 bench/results_table.py into docs/RESULTS.md), the reward curve and both
@@ -9,6 +11,9 @@ evaluations.
 
     python bench/train_iranker.py                      # 90 minutes of training, the issue's default
     python bench/train_iranker.py --budget-minutes 40 --eval-limit 50
+    python bench/train_iranker.py --base-from artifacts/bench/zeroshot_score/metrics.json   # reuse a base evaluation
+
+The table pairs base and trained on the samples both ranked (`mrr`/`other_mrr` of the paired test).
 
 Prompt length decides the cost of every step and every evaluation call
 (about 500 prompt tokens/s for SmolLM2 fp32 on 2 cores), so the prompt budget is
@@ -46,11 +51,11 @@ ALL_TASKS = ("passage-5,passage-7,passage-9,rec-movie,rec-music,rec-game,"
 def _evaluate(job: dict) -> dict:
     """One fast-IRanker evaluation (run in its own process), with the seconds it took."""
     by_task = load_eval_samples(Path(job["samples"]), job["tasks"], "test", job["limit"])
-    llm = LLMRankerConfig(mode="fast", batch_size=8, prompt=job["prompt"], seed=job["seed"])
+    llm = LLMRankerConfig(mode=job["mode"], batch_size=8, prompt=job["prompt"], seed=job["seed"])
     ranker = build_ranker("iterative", model=job["model"], config=llm, dtype=job["dtype"], seed=job["seed"])
     started = time.perf_counter()
     report = evaluate(ranker, by_task, job["out"],
-                      {"label": f"iterative-fast ({job['label']})", "ranker": "iterative", "mode": "fast",
+                      {"label": f"iterative-{job['mode']} ({job['label']})", "ranker": "iterative", "mode": job["mode"],
                        "model": job["model"], "split": "test", "limit": job["limit"],
                        "max_prompt_tokens": job["prompt"].max_prompt_tokens, "stable_labels": job["prompt"].stable_labels,
                        "label_position": job["prompt"].label_position},
@@ -95,6 +100,11 @@ def _reusable_base(path: Path, args) -> dict | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget-minutes", type=float, default=90.0, help="training wall-clock budget")
+    ap.add_argument("--mode", default="score", choices=["score", "fast"],
+                    help="score: per-candidate scorer scores (components/scorers.py); fast: label tokens after <answer>")
+    ap.add_argument("--score-tau", type=float, default=1.0, help="score mode: the policy is softmax(-score / tau)")
+    ap.add_argument("--base-from", default=None,
+                    help="a metrics.json of the base model in the same mode: its tasks are not evaluated again")
     ap.add_argument("--tasks", default=TRAIN_TASKS, help="train tasks (comma-separated)")
     ap.add_argument("--eval-tasks", default=TRAIN_TASKS, help=f"held-out tasks to compare on (all nine: {ALL_TASKS})")
     ap.add_argument("--eval-limit", type=int, default=50, help="first N test samples per task")
@@ -140,6 +150,7 @@ def main() -> None:
     args.stable_labels, args.label_position = prompt.stable_labels, prompt.label_position  # recorded as used
     cfg = build_train_config(
         params.section("train"), prompt, params.extra.get("rewards"), algo="expected-reward", ranker="iranker",
+        mode=args.mode, score_tau=args.score_tau,
         model=args.model, tasks=tuple(args.tasks.split(",")), samples=args.samples, output_dir=str(out / "train"),
         max_steps=args.max_steps, max_seconds=60 * args.budget_minutes, batch_size=args.batch_size,
         learning_rate=args.learning_rate, beta=args.beta, objective=args.objective, target_tau=args.target_tau,
@@ -168,11 +179,20 @@ def main() -> None:
     if base is not None:
         print(f"reusing {out / 'eval-base'} (same model, tasks, limit and prompt settings)")
         reports["base"] = {**base, "eval_seconds": base["wall_seconds"]}
+    given = json.loads(Path(args.base_from).read_text()) if args.base_from else None
+    eval_tasks = args.eval_tasks.split(",")
     for label, model in (("base", args.model), ("trained", str(out / "train" / "final"))):
         if label in reports:
             continue
         compare = out / "eval-base" / "metrics.json" if label == "trained" else None
-        job = dict(label=label, model=model, samples=args.samples, tasks=args.eval_tasks.split(","),
+        tasks_to_run = [t for t in eval_tasks if label != "base" or given is None or t not in given["tasks"]]
+        if label == "base" and given is not None and given.get("system", {}).get("mode") != args.mode:
+            raise SystemExit(f"--base-from {args.base_from} was evaluated in mode {given['system'].get('mode')!r}, not {args.mode!r}")
+        if not tasks_to_run:  # every base task comes from --base-from
+            write_json(out / "eval-base" / "metrics.json", given)
+            reports[label] = {**given, "eval_seconds": 0.0}
+            continue
+        job = dict(label=label, model=model, samples=args.samples, tasks=tasks_to_run, mode=args.mode,
                    limit=args.eval_limit, prompt=prompt, dtype=args.eval_dtype, seed=cfg.seed,
                    out=out / f"eval-{label}", compare=compare)
         # a fresh process per evaluation, as a standalone `r1ranker evaluate` runs: nothing the training
@@ -180,14 +200,19 @@ def main() -> None:
         # evaluations seen before came from sharing the 2 cores (oversubscribed OpenMP threads), not from this.
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             reports[label] = pool.submit(_evaluate, job).result()
-    by_task = reports["base"]["tasks"]
+        if label == "base" and given is not None:  # the given tasks beside the ones run now, in one file
+            reports[label]["tasks"] = {**{t: given["tasks"][t] for t in eval_tasks if t in given["tasks"]},
+                                       **reports[label]["tasks"]}
+            write_json(out / "eval-base" / "metrics.json", reports[label])
+    by_task = {t: None for t in eval_tasks}
 
     tasks = {}
     for task in by_task:
         b, t = reports["base"]["tasks"][task], reports["trained"]["tasks"][task]
         c = reports["trained"]["compare"]["tasks"][task]
-        tasks[task] = {"n": t["n"], "base_mrr": b["metrics"]["mrr"]["mean"], "base_ci95": b["metrics"]["mrr"]["ci95"],
-                       "trained_mrr": t["metrics"]["mrr"]["mean"], "trained_ci95": t["metrics"]["mrr"]["ci95"],
+        # means on the samples both ranked (the base may come from a larger --base-from run)
+        tasks[task] = {"n": c["n"], "base_mrr": c["other_mrr"], "base_ci95": b["metrics"]["mrr"]["ci95"],
+                       "trained_mrr": c["mrr"], "trained_ci95": t["metrics"]["mrr"]["ci95"],
                        "diff": c["mean_diff"], "p_value": c["p_value"],
                        # the label named first most often and its share: near 1 is a position bias, not a ranking
                        "base_first": b.get("parse", {}).get("first_answer_top"),
@@ -195,10 +220,11 @@ def main() -> None:
     result = {
         "command": "python " + " ".join(sys.argv),
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
-        "model": args.model, "algo": "expected-reward", "objective": args.objective, "train_tasks": cfg.tasks,
+        "model": args.model, "algo": "expected-reward", "mode": args.mode, "scorers": cfg.scorers if args.mode == "score" else None,
+        "objective": args.objective, "train_tasks": cfg.tasks,
         "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "objective",
                                                    "target_tau", "lora_r",
-                                                   "top_layers", "max_prompt_tokens", "stable_labels", "label_position", "max_train_samples", "max_pool", "val_groups", "eval_limit",
+                                                   "top_layers", "max_prompt_tokens", "score_tau", "stable_labels", "label_position", "max_train_samples", "max_pool", "val_groups", "eval_limit",
                                                    "eval_dtype", "autocast")},
         "steps": summary["steps"], "train_seconds": summary["seconds"],
         # held-out checks are in the budget, not in the cost of a step

@@ -231,15 +231,19 @@ def evaluate(
     from components.evaluation import evaluate as run, load_eval_samples
     from components.logs import setup_logging
     from components.prompts import prompt_config
-    from components.rankers import LLM_RANKERS, ALIASES, LLMRankerConfig, build_ranker, saved_ranker_config
+    from components.rankers import (
+        LLM_RANKERS, ALIASES, LLMRankerConfig, build_ranker, check_against_saved, saved_ranker_config,
+    )
 
     setup_logging(verbose)
     with user_errors():
         cfg = load_params(params)
         scorers = _scorer_flags(scorer)
         saved = saved_ranker_config(model)
+        if saved is not None:  # a flag that contradicts the trained model names the saved value
+            check_against_saved(saved, model, mode, scorers)
         mode = mode or (saved or {}).get("mode") or "score"
-        if saved is not None and saved.get("mode") == "score" and not scorers:
+        if saved is not None and saved.get("mode") == "score":
             scorers = saved.get("scorers") or {}
         ranker_cfg = LLMRankerConfig(mode=mode, max_new_tokens=max_new_tokens, temperature=temperature,
                                      batch_size=batch_size, seed=seed, repair=repair,
@@ -406,6 +410,10 @@ def rank(
     model: Annotated[str, typer.Option(help="An MLflow model URI, e.g. models:/iranker@champion.")] = "models:/iranker@champion",
     input: Annotated[Path, typer.Option("--input", help="Contract-format JSONL samples to rank.")] = Path("samples.jsonl"),
     out: Annotated[Optional[Path], typer.Option(help="Where to write rankings JSONL (default: stdout).")] = None,
+    mode: Annotated[Optional[str], typer.Option(
+        help="Assert the mode the registered model ranks in (it always ranks in its own; a different one is an error).")] = None,
+    scorer: Annotated[Optional[list[str]], typer.Option(
+        "--scorer", help="Assert its score-mode scorers, SCENARIO=NAME or TASK=NAME (a different one is an error).")] = None,
 ) -> None:
     """Rank contract-format samples with a registered model (what a consuming service does)."""
     import mlflow
@@ -418,6 +426,9 @@ def rank(
         samples = read_samples(input)
         configure()
         pyfunc = mlflow.pyfunc.load_model(model)
+        from components.rankers import check_against_saved
+
+        check_against_saved(pyfunc.unwrap_python_model().cfg, model, mode, _scorer_flags(scorer) or None)
         frame = pd.DataFrame([{"query": s.query, "candidates": [c.text for c in s.candidates], "scenario": s.scenario}
                               for s in samples])
         result = pyfunc.predict(frame)

@@ -90,6 +90,8 @@ def test_skips_are_stated_in_the_report(tmp_path):
         (["--ranker", "gbdt"], "unknown ranker 'gbdt'"),
         (["-t", "rec-books"], "unknown task(s) ['rec-books']"),
         (["--mode", "slow", "--ranker", "iterative"], "unknown mode 'slow'"),
+        (["--scorer", "rec=popularity"], "unknown scorer 'popularity'; valid scorers"),
+        (["--scorer", "pointer"], "expected SCENARIO=NAME or TASK=NAME"),
     ],
 )
 def test_bad_options_fail_before_writing(prepared, tmp_path, args, message):
@@ -108,7 +110,8 @@ def test_broken_jsonl_line_fails_cleanly(prepared, tmp_path):
         fh.write('{"sample_id": "x", \n')
     out = tmp_path / "out"
     result = evaluate("--ranker", "bm25", "--samples", str(folder), "--out", str(out))
-    assert result.exit_code == 1 and "test.jsonl:81: invalid JSON" in result.output
+    n = len((samples / "passage-5" / "test.jsonl").read_text().splitlines())
+    assert result.exit_code == 1 and f"test.jsonl:{n + 1}: invalid JSON" in result.output
     assert not out.exists()
 
 
@@ -132,3 +135,32 @@ def test_first_answer_share_shows_a_label_bias():
     rates = _rates([ranking("B"), ranking("B"), ranking("C")])
     assert rates["first_answer_top"] == {"label": "B", "share": 2 / 3}
     assert "first_answer_top" not in _rates([Ranking("s", ("a", "b"), ())])  # baselines have no steps
+
+
+@pytest.fixture(scope="module")
+def score_folder(tmp_path_factory):
+    """A model folder that records it was trained in score mode with a pointer for passages."""
+    from components.models import load_model
+
+    folder = tmp_path_factory.mktemp("trained")
+    model, tok = load_model("random:tiny", device="cpu")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "ranker_config.json").write_text(json.dumps(
+        {"ranker": "iterative", "mode": "score", "scorers": {"passage": "pointer"}}))
+    return folder
+
+
+def test_a_trained_model_is_evaluated_in_its_own_mode_and_scorers(prepared, score_folder, tmp_path):
+    samples, _ = prepared
+    out = tmp_path / "own"
+    result = evaluate("--model", str(score_folder), "--samples", str(samples), "-t", "passage-5", "--limit", "2",
+                      "--out", str(out))
+    assert result.exit_code == 0, result.output
+    system = json.loads((out / "metrics.json").read_text())["system"]
+    assert system["mode"] == "score" and system["scorers"]["passage"] == "pointer"
+    for args, saved in ((["--mode", "fast"], "mode 'score'"), (["--scorer", "passage=query-likelihood"], "'passage': 'pointer'")):
+        result = evaluate("--model", str(score_folder), "--samples", str(samples), "-t", "passage-5", "--limit", "2",
+                          "--out", str(tmp_path / "bad"), *args)
+        assert result.exit_code == 1 and saved in result.output, result.output
+        assert not (tmp_path / "bad").exists()

@@ -86,7 +86,8 @@ def test_register_promote_load_rank_and_serve(env, server, evals, tmp_path, prep
                           env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in ranked.read_text().splitlines()]
-    assert len(rows) == 80 and all(len(r["ranking"]) == 5 for r in rows)
+    n_test = len((samples / "passage-5" / "test.jsonl").read_text().splitlines())
+    assert len(rows) == n_test and all(len(r["ranking"]) == 5 for r in rows)
 
     # `mlflow models serve` on loopback answers a ranking, and a 4xx for a malformed body
     port = free_port()
@@ -177,3 +178,45 @@ def test_tracking_fails_clearly_when_the_server_is_down(monkeypatch, evals):
                                  "--params", str(ROOT / "params.yaml")])
     assert result.exit_code == 1 and "after 2 attempt(s)" in result.output
     assert (evals / "tiny" / "metrics.json").exists()
+
+
+@pytest.fixture(scope="module")
+def score_model(prepared, tmp_path_factory):
+    """A tiny model trained 2 steps in score mode on routing (pointer head) and passages, and its evaluation."""
+    from components import training
+    from components.prompts import PromptConfig
+
+    samples, _ = prepared
+    base = tmp_path_factory.mktemp("score")
+    cfg = training.TrainConfig(model="random:tiny", samples=str(samples), tasks=("router-performance", "passage-5"),
+                               output_dir=str(base / "run"), max_train_samples=2, max_steps=2, batch_size=4,
+                               learning_rate=5e-2, prompt=PromptConfig(max_prompt_tokens=512),
+                               lora=training.LoraSettings(enabled=False))
+    final = training.train(cfg)["final"]
+    by_task = load_eval_samples(samples, ["router-performance"], "test", 6)
+    ranker = build_ranker("iterative", model=final, config=LLMRankerConfig(mode="score", prompt=cfg.prompt))
+    evaluate(ranker, by_task, base / "eval", {"label": "score"}, show_progress=False)
+    return Path(final), base / "eval", by_task["router-performance"], ranker
+
+
+def test_a_score_mode_model_ranks_with_its_head_after_register_and_load_by_alias(env, server, score_model, tmp_path):
+    final, eval_dir, samples, ranker = score_model
+    for flag, saved in ((["--mode", "fast"], "mode 'score'"), (["--scorer", "router=candidate-likelihood"], "trained with scorers"),
+                        (["--ranker", "direct"], "ranker 'iterative'")):
+        result = runner.invoke(app, ["register", "--model", str(final), "--eval", str(eval_dir), "--name", "scored", *flag])
+        assert result.exit_code == 1 and saved in result.output, result.output
+    cli("register", "--model", str(final), "--eval", str(eval_dir), "--name", "scored", "--params", str(ROOT / "params.yaml"))
+    cli("promote", "--name", "scored")
+    expected = [list(r.order) for r in ranker.rank(samples)]  # in this process, from the trained folder
+    assert any(order != [c.id for c in s.candidates] for order, s in zip(expected, samples))  # the head moved them
+
+    inp = tmp_path / "router.jsonl"
+    inp.write_text("".join(json.dumps(s.to_dict()) + "\n" for s in samples))
+    ranked = tmp_path / "ranked.jsonl"
+    proc = subprocess.run([str(BIN / "r1ranker"), "rank", "--model", "models:/scored@champion", "--input", str(inp),
+                           "--out", str(ranked)], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [json.loads(line)["ranking"] for line in ranked.read_text().splitlines()] == expected
+    proc = subprocess.run([str(BIN / "r1ranker"), "rank", "--model", "models:/scored@champion", "--input", str(inp),
+                           "--mode", "reasoning"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 1 and "mode 'score'" in proc.stderr, proc.stderr[-2000:]

@@ -53,9 +53,14 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
     config = config or LLMRankerConfig()
     saved = saved_ranker_config(spec)
     if saved is not None:
-        check_against_saved(saved, spec, config.mode, config.scorers)
+        check_against_saved(saved, spec, config.mode)
         if saved.get("mode") == "score":  # the scorers it was trained with (defaults may have changed since)
-            config = dataclasses.replace(config, scorers=saved["scorers"])
+            from components.scorers import resolve_scorers
+
+            trained = resolve_scorers(saved.get("scorers"))
+            if config.scorers not in (trained, resolve_scorers(None)):  # the defaults: none asked for
+                check_against_saved(saved, spec, scorers=config.scorers)
+            config = dataclasses.replace(config, scorers=trained)
     lm, tok = loaded or load_model(spec, device=device, dtype=dtype)
     backend = build_backend(lm, tok, model_path(spec))
     if config.mode == "score":
@@ -90,12 +95,12 @@ def check_against_saved(saved: dict, spec: str, mode: str | None = None, scorers
     if ranker is not None and saved.get("ranker") and role_of(ranker) != role_of(saved["ranker"]):
         raise SavedConfigMismatch(f"{spec} was trained as ranker {saved['ranker']!r}, not {ranker!r}; "
                                   f"drop --ranker or pass --ranker {saved['ranker']}")
-    if scorers is not None and saved.get("mode") == "score":
+    if scorers and saved.get("mode") == "score":  # the scorers asked for explicitly, key by key
         from components.scorers import resolve_scorers
 
-        asked, trained = resolve_scorers(scorers), resolve_scorers(saved.get("scorers"))
-        if asked not in (trained, resolve_scorers(None)):  # the defaults mean "not asked for"
-            diff = {k: v for k, v in asked.items() if trained.get(k) != v}
+        trained = resolve_scorers(saved.get("scorers"))
+        diff = {k: v for k, v in scorers.items() if trained.get(k) != v}
+        if diff:
             raise SavedConfigMismatch(f"{spec} was trained with scorers {trained}; {diff} contradicts them")
 
 
