@@ -77,11 +77,20 @@ def test_skips_are_stated_in_the_report(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text((ROOT / "params.yaml").read_text().replace("max_prompt_tokens: 1024", "max_prompt_tokens: 300"))
     out = tmp_path / "out"
-    result = runner.invoke(app, ["evaluate", "--params", str(params), "--model", "random:tiny", "--samples", str(folder), "--out", str(out)])
+    result = runner.invoke(app, ["evaluate", "--params", str(params), "--model", "random:tiny", "--samples", str(folder),
+                                 "--out", str(out), "--mode", "fast"])
     assert result.exit_code == 0, result.output
     rep = json.loads((out / "metrics.json").read_text())["tasks"]["mine"]
     assert rep["n"] == 1 and rep["n_skipped"] == 2
     assert rep["skipped_reasons"] == {"fewer than 2 candidates": 1, "prompt too long": 1}
+    # score mode scores each candidate on its own: the long list fits, a query longer than the budget does not
+    rows[1]["query"] = "word " * 400
+    (folder / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = runner.invoke(app, ["evaluate", "--params", str(params), "--model", "random:tiny", "--samples", str(folder),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rep = json.loads((out / "metrics.json").read_text())["tasks"]["mine"]
+    assert rep["n"] == 1 and rep["skipped_reasons"] == {"fewer than 2 candidates": 1, "prompt too long": 1}
 
 
 @pytest.mark.parametrize(
