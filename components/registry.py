@@ -158,8 +158,8 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
              tags: dict[str, str] | None = None, scorers: dict | None = None) -> str:
     """Log the model and its evaluation in the active (or a new) run; create a version aliased `challenger`.
 
-    A trained model folder records how it ranks (`ranker_config.json`): ranker, mode and scorers are read
-    from it, and an argument that contradicts it raises `SavedConfigMismatch` naming the saved value.
+    A trained model folder records how it ranks (`ranker_config.json`): ranker, mode, scorers and prompt
+    settings are read from it, and an argument that contradicts it raises `SavedConfigMismatch` naming the saved value.
     """
     import dataclasses
 
@@ -168,7 +168,7 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
 
     import components
     from components.models import load_tokenizer
-    from components.prompts import PromptConfig, mode_template_hash, role_of
+    from components.prompts import mode_template_hash, prompt_config, role_of
     from components.rankers import check_against_saved, saved_ranker_config
     from components.scorers import resolve_scorers
     from components.serving import RankerModel, input_example, ranker_config, save_weights, signature
@@ -177,12 +177,13 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
     if saved is not None:
         check_against_saved(saved, model_spec, mode, scorers, ranker)
         ranker, mode, scorers = saved["ranker"], saved["mode"], saved.get("scorers")
+        prompt = saved.get("prompt") or prompt  # served with the prompt it was trained and evaluated with
     ranker, mode = ranker or "iterative", mode or "score"
     scorers = resolve_scorers(scorers) if mode == "score" else None
     eval_dir = Path(eval_dir)
     report = json.loads((eval_dir / "metrics.json").read_text()) if (eval_dir / "metrics.json").exists() else None
     check_complete(report, None, f"model {model_spec}")
-    cfg_prompt = PromptConfig(**prompt)
+    cfg_prompt = prompt_config(prompt)
     role = role_of(ranker)
     with tempfile.TemporaryDirectory() as tmp:
         weights = save_weights(model_spec, Path(tmp) / "weights")

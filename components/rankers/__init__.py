@@ -61,6 +61,10 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
             if config.scorers not in (trained, resolve_scorers(None)):  # the defaults: none asked for
                 check_against_saved(saved, spec, scorers=config.scorers)
             config = dataclasses.replace(config, scorers=trained)
+        if saved.get("prompt") is not None:  # the prompt it was trained with: its template hash travels with it
+            from components.prompts import prompt_config
+
+            config = dataclasses.replace(config, prompt=prompt_config(saved["prompt"]))
     lm, tok = loaded or load_model(spec, device=device, dtype=dtype)
     backend = build_backend(lm, tok, model_path(spec))
     if config.mode == "score":
