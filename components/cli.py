@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -47,7 +48,7 @@ def user_errors() -> Iterator[None]:
             err_console.print(f"  {line}", markup=False, highlight=False)
         raise typer.Exit(1) from err
     except (ConfigError, DataError, UnknownTaskError, PromotionRefused, TrackingError, ValueError, FileNotFoundError) as err:
-        err_console.print(f"[bold red]error[/]: {err}", highlight=False)
+        err_console.print(f"[bold red]error[/]: {escape(str(err))}", highlight=False)  # user text is not markup
         raise typer.Exit(1) from err
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from components.io import DataError, atomic_dir, dumps_line, load_json, read_samples
+from components.io import DataError, atomic_dir, dumps_line, load_json, read_sample_folder
 from components.metrics import paired_test, per_sample_metrics, summarise
 from components.schema import Ranking, RankingSample
 
@@ -47,10 +47,9 @@ def load_eval_samples(samples_dir: Path, tasks: Iterable[str] | None = None, spl
     by_task: dict[str, list[RankingSample]] = defaultdict(list)
     files = sorted(samples_dir.rglob("*.jsonl"))
     known_splits = {"train", "test", "valid"}
-    for path in files:
-        if path.stem in known_splits and path.stem != split:
-            continue
-        for s in read_samples(path):
+    files = [p for p in files if not (p.stem in known_splits and p.stem != split)]
+    for samples in read_sample_folder(samples_dir, files).values():
+        for s in samples:
             by_task[s.task].append(s)
     if not by_task:
         raise DataError(f"{samples_dir}: no {split} samples found (looked for *.jsonl)")

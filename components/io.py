@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from components.schema import RankingSample, SampleError
+from components.schema import RankingSample, record_problems
 
 
 class DataError(ValueError):
@@ -94,7 +94,7 @@ def read_text(path: Path) -> str:
     except FileNotFoundError as err:
         raise DataError(f"{path}: file not found") from err
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a UTF-8 byte-order mark (some editors write one) is not content
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise DataError(
@@ -117,15 +117,73 @@ def iter_json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield lineno, obj
 
 
+MAX_REPORTED = 50  # problems listed in one error; the count says how many more there were
+
+
+def _contract_error(problems: list[str], what: str) -> DataError:
+    shown = problems[:MAX_REPORTED]
+    more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+    return DataError(f"{what}:\n" + "\n".join(shown) + more)
+
+
 def read_samples(path: Path) -> list[RankingSample]:
-    """Read contract JSONL, failing on the first bad record with file and line."""
-    samples = []
-    for lineno, obj in iter_json_objects(path):
+    """Read contract JSONL: the one reader of samples, used by every stage and by `validate`.
+
+    Every bad record of the file is reported in one `DataError` (`file:line: field ...`),
+    including a `sample_id` used twice; an empty file is an error.
+    """
+    path = Path(path)
+    samples, problems, first_line = [], [], {}
+    lines = read_text(path).splitlines()
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
-            samples.append(RankingSample.from_dict(obj))
-        except SampleError as err:
-            raise DataError(f"{path}:{lineno}: {err}") from err
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            problems.append(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})")
+            continue
+        found = record_problems(obj)
+        if found:
+            problems += [f"{path}:{lineno}: {p}" for p in found]
+            continue
+        sid = obj["sample_id"]
+        if sid in first_line:
+            problems.append(f"{path}:{lineno}: field 'sample_id': {sid!r} is used again (first on line {first_line[sid]})")
+            continue
+        first_line[sid] = lineno
+        samples.append(RankingSample.from_dict(obj))
+    if problems:
+        n_bad = len({p.split(": ", 1)[0] for p in problems})
+        raise _contract_error(problems, f"{path}: {n_bad} bad record(s) break the sample contract (docs/data-format.md)")
+    if not samples:
+        raise DataError(f"{path}: no samples (the file is empty or blank); a sample file needs at least one record")
     return samples
+
+
+def read_sample_folder(folder: Path, files: Iterable[Path]) -> dict[Path, list[RankingSample]]:
+    """Read several sample files of one folder; a `sample_id` must be unique across all of them.
+
+    Results are kept by sample id, so the same id in two files would silently mix two samples.
+    Every file's problems are reported together.
+    """
+    by_file: dict[Path, list[RankingSample]] = {}
+    problems: list[str] = []
+    for path in files:
+        try:
+            by_file[Path(path)] = read_samples(path)
+        except DataError as err:
+            problems.append(str(err))
+    seen: dict[str, Path] = {}
+    for path, samples in by_file.items():
+        for s in samples:
+            if s.sample_id in seen and seen[s.sample_id] != path:
+                problems.append(f"{path}: field 'sample_id': {s.sample_id!r} is also in {seen[s.sample_id]}; "
+                                "sample ids must be unique across the files of a folder")
+            seen.setdefault(s.sample_id, path)
+    if problems:
+        raise _contract_error(problems, f"{folder}: the samples break the contract")
+    return by_file
 
 
 def load_json(path: Path) -> Any:

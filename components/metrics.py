@@ -119,25 +119,32 @@ def paired_test(a: Sequence[float], b: Sequence[float], seed: int = 0, n_resampl
 
 
 def routing_utility(orders: Sequence[Sequence[str]], samples: Sequence[RankingSample]) -> dict[str, float]:
-    """Mean perf, cost and score of each query's top-1 model, with the oracle's for reference."""
-    picked, oracle = [], []
+    """Mean perf, cost and score of each query's top-1 model, with the oracle's for reference.
+
+    Only samples that carry `meta.routing` count (`n`); the others are counted as `routing_absent`.
+    """
+    picked, oracle, absent = [], [], 0
     for order, sample in zip(orders, samples):
-        routing = sample.meta.get("routing")
-        if not routing:
-            raise ValueError(f"sample {sample.sample_id!r} has no meta.routing; routing utility needs it")
+        routing = sample.routing
+        if routing is None:
+            absent += 1
+            continue
         top = order[0] if order and order[0] in routing else None
         picked.append(routing[top] if top else {"perf": 0.0, "cost": 0.0, "score": 0.0})
         oracle.append(routing[sample.gold_ids[0]])
     mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
-    return {
-        "perf": mean(picked, "perf"), "cost": mean(picked, "cost"), "score": mean(picked, "score"),
-        "oracle_perf": mean(oracle, "perf"), "oracle_cost": mean(oracle, "cost"), "oracle_score": mean(oracle, "score"),
-    }
+    out: dict[str, float] = {"n": len(picked), "routing_absent": absent}
+    if picked:
+        out.update({
+            "perf": mean(picked, "perf"), "cost": mean(picked, "cost"), "score": mean(picked, "score"),
+            "oracle_perf": mean(oracle, "perf"), "oracle_cost": mean(oracle, "cost"), "oracle_score": mean(oracle, "score"),
+        })
+    return out
 
 
 def summarise(orders: Sequence[Sequence[str]], samples: Sequence[RankingSample], seed: int = 0,
               values: dict[str, np.ndarray] | None = None) -> dict:
-    """Mean and 95% CI of every default metric, plus routing utility for router samples.
+    """Mean and 95% CI of every default metric, plus routing utility where router samples carry routing meta.
 
     `values` takes per-sample metrics the caller already computed, so they are not computed twice.
     """

@@ -3,24 +3,124 @@
 A `RankingSample` is the bring-your-own-dataset contract (see docs/data-format.md):
 a query, a list of candidates with unique ids, graded relevance per candidate id,
 the group used as the split unit, and free `meta`. Gold candidates are those with
-the highest grade, provided that grade is > 0.
+the highest grade, provided that grade is > 0. `record_problems` is the contract,
+written once: every reader (`components.io.read_samples`), `validate`, serving
+and samples built in code check it.
 
 Records are frozen dataclasses so that a sample cannot be mutated between the
-stage that produced it and the stage that consumes it. `from_dict` checks the
-contract and raises `SampleError` naming the field at fault; file readers add
-the file and line (see `components.io`).
+stage that produced it and the stage that consumes it. `from_dict` raises
+`SampleError` listing every field at fault; file readers add the file and line.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 SCENARIOS = ("rec", "router", "passage", "custom")
+REQUIRED_FIELDS = ("sample_id", "task", "scenario", "query", "candidates", "relevance", "group")
+OPTIONAL_FIELDS = ("meta",)
+# One limit for every reader and for serving: fast and reasoning modes label candidates A..Z.
+MAX_CANDIDATES = 26
+ROUTING_FIELDS = ("perf", "cost", "score")  # meta.routing[candidate id] for router samples (routing utility)
 
 
 class SampleError(ValueError):
-    """A record breaks the RankingSample contract."""
+    """A record breaks the RankingSample contract; `problems` holds one line per violated field."""
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def routing_problems(routing: Any, candidate_ids: list[str]) -> list[str]:
+    """What is wrong with a `meta.routing` mapping (every candidate needs finite perf, cost and score)."""
+    if not isinstance(routing, dict):
+        return [f"field 'meta.routing' must be an object of candidate id -> {{{', '.join(ROUTING_FIELDS)}}}"]
+    problems = []
+    for cid in candidate_ids:
+        entry = routing.get(cid)
+        if not isinstance(entry, dict):
+            problems.append(f"field 'meta.routing': no entry for candidate {cid!r}")
+            continue
+        bad = [f for f in ROUTING_FIELDS if not (_is_number(entry.get(f)) and math.isfinite(entry[f]))]
+        if bad:
+            problems.append(f"field 'meta.routing.{cid}': {bad} must be finite numbers")
+    return problems
+
+
+def record_problems(record: Any) -> list[str]:
+    """Every way a decoded JSON record breaks the contract, one line per field (empty: the record is valid).
+
+    >>> record_problems({"sample_id": " ", "task": "t", "scenario": "web", "query": "q", "group": "g",
+    ...     "candidates": [{"id": "a", "text": "A"}], "relevance": {"a": float("inf")}})
+    ["field 'sample_id' is blank", "field 'scenario': 'web' is not one of rec, router, passage, custom", "field 'relevance.a': grade inf is not a finite number >= 0"]
+    """
+    if not isinstance(record, dict):
+        return [f"expected a JSON object, got {type(record).__name__}"]
+    problems = []
+    missing = [k for k in REQUIRED_FIELDS if k not in record]
+    if missing:
+        problems.append(f"missing field(s) {missing}")
+    unknown = sorted(set(record) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
+    if unknown:
+        problems.append(f"unknown field(s) {unknown}; allowed: {list(REQUIRED_FIELDS + OPTIONAL_FIELDS)}")
+    for key in ("sample_id", "task", "scenario", "query", "group"):
+        if key not in record:
+            continue
+        if not isinstance(record[key], str):
+            problems.append(f"field {key!r} must be a string, got {type(record[key]).__name__}")
+        elif key != "group" and not record[key].strip():
+            problems.append(f"field {key!r} is blank")
+    if isinstance(record.get("scenario"), str) and record["scenario"].strip() and record["scenario"] not in SCENARIOS:
+        problems.append(f"field 'scenario': {record['scenario']!r} is not one of {', '.join(SCENARIOS)}")
+    ids: list[str] = []
+    cands = record.get("candidates")
+    if "candidates" in record and not isinstance(cands, list):
+        problems.append("field 'candidates' must be a list of {id, text} objects")
+    elif isinstance(cands, list):
+        if not cands:
+            problems.append("field 'candidates' is empty")
+        if len(cands) > MAX_CANDIDATES:
+            problems.append(f"field 'candidates': {len(cands)} candidates, the limit is {MAX_CANDIDATES}")
+        for i, cand in enumerate(cands):
+            where = f"field 'candidates[{i}]'"
+            if not isinstance(cand, dict) or set(cand) != {"id", "text"}:
+                problems.append(f"{where} must be an object with exactly 'id' and 'text'")
+                continue
+            for key in ("id", "text"):
+                if not isinstance(cand[key], str):
+                    problems.append(f"{where}.{key} must be a string, got {type(cand[key]).__name__}")
+                elif not cand[key].strip():
+                    problems.append(f"{where}.{key} is blank")
+            if isinstance(cand["id"], str):
+                ids.append(cand["id"])
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            problems.append(f"field 'candidates': duplicate ids {dupes}")
+    rel = record.get("relevance")
+    if "relevance" in record and not isinstance(rel, dict):
+        problems.append("field 'relevance' must map candidate ids to grades")
+    elif isinstance(rel, dict):
+        bad_grades = [cid for cid, g in rel.items() if not (_is_number(g) and math.isfinite(g) and g >= 0)]
+        problems += [f"field 'relevance.{cid}': grade {rel[cid]!r} is not a finite number >= 0" for cid in bad_grades]
+        if isinstance(cands, list) and not bad_grades:
+            unknown_ids = sorted(set(rel) - set(ids))
+            if unknown_ids:
+                problems.append(f"field 'relevance' names ids that are not candidates: {unknown_ids}")
+            if not any(g > 0 for c, g in rel.items() if c in ids) and not unknown_ids:
+                problems.append("field 'relevance': no gold candidate (no candidate has a grade > 0)")
+    meta = record.get("meta", {})
+    if not isinstance(meta, dict):
+        problems.append("field 'meta' must be an object")
+    elif "routing" in meta and ids:
+        problems.extend(routing_problems(meta["routing"], ids))
+    return problems
 
 
 @dataclass(frozen=True)
@@ -44,23 +144,10 @@ class RankingSample:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        where = f"sample {self.sample_id!r}"
-        if self.scenario not in SCENARIOS:
-            raise SampleError(f"{where}: scenario {self.scenario!r} is not one of {', '.join(SCENARIOS)}")
-        ids = [c.id for c in self.candidates]
-        if not ids:
-            raise SampleError(f"{where}: 'candidates' is empty")
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise SampleError(f"{where}: duplicate candidate ids {dupes}")
-        empty = [c.id for c in self.candidates if not c.text.strip()]
-        if empty:
-            raise SampleError(f"{where}: empty text for candidate ids {empty}")
-        unknown = sorted(set(self.relevance) - set(ids))
-        if unknown:
-            raise SampleError(f"{where}: 'relevance' names ids that are not candidates: {unknown}")
-        if not self.gold_ids:
-            raise SampleError(f"{where}: no gold candidate (no candidate has a relevance grade > 0)")
+        # Samples built in code (datasets, tests) meet the same contract as samples read from files.
+        problems = record_problems(self.to_dict())
+        if problems:
+            raise SampleError([f"sample {self.sample_id!r}: {p}" for p in problems])
 
     @property
     def candidate_ids(self) -> list[str]:
@@ -73,6 +160,12 @@ class RankingSample:
         if top <= 0:
             return []
         return [cid for cid in self.candidate_ids if self.relevance.get(cid, 0.0) == top]
+
+    @property
+    def routing(self) -> dict[str, dict[str, float]] | None:
+        """Per-candidate perf/cost/score when the sample carries them (router samples may not)."""
+        routing = self.meta.get("routing")
+        return routing if isinstance(routing, dict) and routing else None
 
     def grade(self, candidate_id: str) -> float:
         return float(self.relevance.get(candidate_id, 0.0))
@@ -91,7 +184,7 @@ class RankingSample:
 
     @classmethod
     def from_dict(cls, record: Any) -> "RankingSample":
-        """Build a sample from a decoded JSON object, checking every field.
+        """Build a sample from a decoded JSON object; `SampleError` lists every violated field.
 
         >>> s = RankingSample.from_dict({"sample_id": "s1", "task": "t", "scenario": "custom",
         ...     "query": "q", "candidates": [{"id": "a", "text": "A"}, {"id": "b", "text": "B"}],
@@ -99,44 +192,18 @@ class RankingSample:
         >>> s.gold_ids
         ['b']
         """
-        if not isinstance(record, dict):
-            raise SampleError(f"expected a JSON object, got {type(record).__name__}")
-        required = ("sample_id", "task", "scenario", "query", "candidates", "relevance", "group")
-        missing = [k for k in required if k not in record]
-        if missing:
-            raise SampleError(f"missing field(s) {missing}")
-        unknown = sorted(set(record) - set(required) - {"meta"})
-        if unknown:
-            raise SampleError(f"unknown field(s) {unknown}; allowed: {list(required) + ['meta']}")
-        for key in ("sample_id", "task", "scenario", "query", "group"):
-            if not isinstance(record[key], str):
-                raise SampleError(f"field {key!r} must be a string, got {type(record[key]).__name__}")
-        if not isinstance(record["candidates"], list):
-            raise SampleError("field 'candidates' must be a list of {id, text} objects")
-        candidates = []
-        for i, cand in enumerate(record["candidates"]):
-            if not isinstance(cand, dict) or set(cand) != {"id", "text"}:
-                raise SampleError(f"candidates[{i}] must be an object with exactly 'id' and 'text'")
-            if not isinstance(cand["id"], str) or not isinstance(cand["text"], str):
-                raise SampleError(f"candidates[{i}]: 'id' and 'text' must be strings")
-            candidates.append(Candidate(cand["id"], cand["text"]))
-        relevance = record["relevance"]
-        if not isinstance(relevance, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in relevance.values()
-        ):
-            raise SampleError("field 'relevance' must map candidate ids to numeric grades")
-        meta = record.get("meta", {})
-        if not isinstance(meta, dict):
-            raise SampleError("field 'meta' must be an object")
+        problems = record_problems(record)
+        if problems:
+            raise SampleError(problems)
         return cls(
             sample_id=record["sample_id"],
             task=record["task"],
             scenario=record["scenario"],
             query=record["query"],
-            candidates=tuple(candidates),
-            relevance={str(k): float(v) for k, v in relevance.items()},
+            candidates=tuple(Candidate(c["id"], c["text"]) for c in record["candidates"]),
+            relevance={str(k): float(v) for k, v in record["relevance"].items()},
             group=record["group"],
-            meta=meta,
+            meta=record.get("meta", {}),
         )
 
 

@@ -20,12 +20,12 @@ from typing import Any
 
 import mlflow.pyfunc
 
-from components.schema import SCENARIOS
+from components.schema import MAX_CANDIDATES, SCENARIOS, SampleError
 
 LABEL_SCHEME = "letters"
 
 
-def ranker_config(ranker: str, mode: str, template_hash: str, prompt: dict, max_candidates: int = 26,
+def ranker_config(ranker: str, mode: str, template_hash: str, prompt: dict, max_candidates: int = MAX_CANDIDATES,
                   max_text_chars: int = 5000, max_new_tokens: int = 256, batch_size: int = 8,
                   scorers: dict | None = None) -> dict[str, Any]:
     config = {
@@ -105,8 +105,11 @@ class RankerModel(mlflow.pyfunc.PythonModel):
                 if j and not text.strip():
                     raise _invalid(f"row {i}, field 'candidates[{j - 1}]': empty text")
             # relevance is unknown at serving time; the schema wants a gold, and rankers never read it
-            samples.append(RankingSample(f"row{i}", "serve", scenario, query,
-                                         tuple(Candidate(str(k), t) for k, t in enumerate(cands)), {"0": 1.0}, f"row{i}"))
+            try:  # the one sample contract, as every reader of files applies it
+                samples.append(RankingSample(f"row{i}", "serve", scenario, query,
+                                             tuple(Candidate(str(k), t) for k, t in enumerate(cands)), {"0": 1.0}, f"row{i}"))
+            except SampleError as err:
+                raise _invalid(f"row {i}: {err}") from err
         return samples
 
     def predict(self, context, model_input, params=None):

@@ -159,7 +159,7 @@ def test_long_passages_are_cut_marked_and_counted(prepared, tokenizer):
 
 
 def test_prompt_too_long_is_a_clear_error(tokenizer):
-    cands = tuple(Candidate(str(i), "word " * 50) for i in range(30))
+    cands = tuple(Candidate(str(i), "word " * 50) for i in range(20))
     sample = RankingSample("big", "t", "custom", "q", cands, {"0": 1}, "g")
     with pytest.raises(PromptTooLong, match="sample 'big': .* raise max_prompt_tokens"):
         build_prompt(sample, "dranker", tokenizer, PromptConfig(max_prompt_tokens=128))

@@ -182,3 +182,10 @@ def test_random_ranker_is_within_its_ci_of_chance(p5):
 
 def test_identity_keeps_input_order(p5):
     assert [r.order for r in build_ranker("identity").rank(p5[:3])] == [tuple(s.candidate_ids) for s in p5[:3]]
+
+
+def test_bm25_with_a_query_of_no_word_terms_keeps_the_input_order():
+    from components.rankers.baselines import BM25Ranker
+
+    s = RankingSample("s", "t", "custom", "?! ...", (Candidate("a", "apple pie"), Candidate("b", "the banana")), {"b": 1}, "g")
+    assert BM25Ranker().rank([s])[0].order == ("a", "b")

@@ -27,11 +27,21 @@ def test_several_gold_items_share_the_top_grade():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"candidates": [{"id": "a", "text": "A"}, {"id": "a", "text": "B"}]}, "duplicate candidate ids ['a']"),
-        ({"candidates": [{"id": "a", "text": "A"}, {"id": "b", "text": "  "}]}, "empty text for candidate ids ['b']"),
+        ({"candidates": [{"id": "a", "text": "A"}, {"id": "a", "text": "B"}]}, "duplicate ids ['a']"),
+        ({"candidates": [{"id": "a", "text": "A"}, {"id": "b", "text": "  "}]}, "field 'candidates[1]'.text is blank"),
+        ({"candidates": [{"id": 1, "text": "A"}, {"id": "b", "text": "B"}]}, "'candidates[0]'.id must be a string"),
         ({"relevance": {"a": 0}}, "no gold candidate"),
         ({"relevance": {"zz": 1}}, "not candidates: ['zz']"),
-        ({"scenario": "chat"}, "scenario 'chat'"),
+        ({"scenario": "chat"}, "field 'scenario': 'chat' is not one of"),
+        ({"query": "  \t"}, "field 'query' is blank"),
+        ({"sample_id": ""}, "field 'sample_id' is blank"),
+        ({"relevance": {"a": float("inf")}}, "field 'relevance.a': grade inf is not a finite number >= 0"),
+        ({"relevance": {"a": float("nan")}}, "field 'relevance.a': grade nan is not"),
+        ({"relevance": {"a": -1, "b": 1}}, "field 'relevance.a': grade -1 is not"),
+        ({"relevance": {"a": True}}, "field 'relevance.a': grade True is not"),
+        ({"candidates": [{"id": str(i), "text": "t"} for i in range(27)], "relevance": {"0": 1}},
+         "27 candidates, the limit is 26"),
+        ({"meta": {"routing": {"a": {"perf": 1, "cost": 0, "score": 1}}}}, "field 'meta.routing': no entry for candidate 'b'"),
         ({"candidates": []}, "'candidates' is empty"),
         ({"query": 3}, "field 'query' must be a string"),
         ({"extra": 1}, "unknown field(s) ['extra']"),
@@ -48,3 +58,16 @@ def test_missing_field():
     del rec["group"]
     with pytest.raises(SampleError, match=r"missing field\(s\) \['group'\]"):
         RankingSample.from_dict(rec)
+
+
+def test_every_violation_of_a_record_is_listed():
+    with pytest.raises(SampleError) as info:
+        RankingSample.from_dict(record(query=" ", scenario="chat", relevance={"a": float("nan")}))
+    assert len(info.value.problems) == 3
+
+
+def test_samples_built_in_code_meet_the_same_contract():
+    from components.schema import Candidate
+
+    with pytest.raises(SampleError, match="sample 's': field 'query' is blank"):
+        RankingSample("s", "t", "custom", " ", (Candidate("a", "A"),), {"a": 1}, "g")

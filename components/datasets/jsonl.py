@@ -14,7 +14,7 @@ from pathlib import Path
 
 from components.config import TaskConfig
 from components.datasets.common import SPLITS, LoadContext, PreparedTask, cap, finish_task, split_groups
-from components.io import DataError, read_samples
+from components.io import DataError, read_sample_folder, read_samples
 
 
 def _check_task(samples, task: str, path: Path):
@@ -30,9 +30,10 @@ def load_jsonl(cfg: TaskConfig, ctx: LoadContext) -> PreparedTask:
     path = ctx.resolve(cfg.path, "")
     if path.is_dir():
         splits = {}
+        read = read_sample_folder(path, [path / f"{split}.jsonl" for split in SPLITS if (path / f"{split}.jsonl").exists()])
         for split in SPLITS:
             f = path / f"{split}.jsonl"
-            samples = _check_task(read_samples(f), ctx.task, f) if f.exists() else []
+            samples = _check_task(read.get(f, []), ctx.task, f)
             limit = cfg.max_train if split == "train" else cfg.max_test
             splits[split] = cap(samples, limit, ctx.rng("cap", split))
         if not any(splits.values()):

@@ -69,7 +69,9 @@ class BM25Ranker:
             retriever = bm25s.BM25()
             corpus = [_tokens(c.text) or ["\x00empty"] for c in s.candidates]
             retriever.index(corpus, show_progress=False)
-            scores = retriever.get_scores(_tokens(s.query))
+            terms = _tokens(s.query)
+            # a query without word terms ("?!") matches nothing: every score 0, the input order stays
+            scores = retriever.get_scores(terms) if terms else [0.0] * len(s.candidates)
             # ties keep the input order (stable sort), so BM25 never benefits from a lucky shuffle
             order = sorted(range(len(s.candidates)), key=lambda i: -scores[i])
             out.append(Ranking(s.sample_id, tuple(s.candidates[i].id for i in order)))

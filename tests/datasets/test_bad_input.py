@@ -42,9 +42,9 @@ def second(rec):
     [
         ('{"sample_id": "u:2", "task": "mine"', "data.jsonl:2: invalid JSON"),
         ('["not", "an", "object"]', "data.jsonl:2: expected a JSON object, got list"),
-        (second({"relevance": {"a": 0}}), "data.jsonl:2: sample 'u:2': no gold candidate"),
-        (second({"candidates": [{"id": "a", "text": "A"}, {"id": "a", "text": "B"}]}), "data.jsonl:2: sample 'u:2': duplicate candidate ids ['a']"),
-        (second({"candidates": [{"id": "a", "text": "A"}, {"id": "b", "text": ""}]}), "data.jsonl:2: sample 'u:2': empty text for candidate ids ['b']"),
+        (second({"relevance": {"a": 0}}), "data.jsonl:2: field 'relevance': no gold candidate"),
+        (second({"candidates": [{"id": "a", "text": "A"}, {"id": "a", "text": "B"}]}), "data.jsonl:2: field 'candidates': duplicate ids ['a']"),
+        (second({"candidates": [{"id": "a", "text": "A"}, {"id": "b", "text": ""}]}), "data.jsonl:2: field 'candidates[1]'.text is blank"),
     ],
 )
 def test_bad_jsonl_names_file_and_line(tmp_path, line2, expected):
