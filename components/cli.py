@@ -465,8 +465,12 @@ def show_config(
 
     from components.io import write_text
 
+    from components import pipeline
+
     with user_errors():
-        cfg = _load(params, profile, overrides)
+        cfg = _load(params, profile, overrides)  # every section's keys and types
+        # and the values each stage checks when it builds its configuration (ranges, names)
+        pipeline.train_config(cfg), pipeline.evaluate_settings(cfg), pipeline.register_settings(cfg)
         raw = yaml.safe_load(Path(params).read_text(encoding="utf-8"))
         resolved = {**cfg.resolved, "profiles": raw.get("profiles") or {}}
         text = yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)

@@ -8,6 +8,8 @@ later stages own are kept as plain mappings until their dataclass exists.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,16 +21,75 @@ class ConfigError(ValueError):
     """params.yaml (or an override) is invalid; the message says how to fix it."""
 
 
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _value_problems(tp: Any, value: Any, where: str) -> list[str]:
+    """Why `value` (read from YAML) is not of the annotated type `tp`; empty when it is."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return []
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return []
+        options = [a for a in args if a is not type(None)]
+        found = [_value_problems(a, value, where) for a in options]
+        if any(not f for f in found):
+            return []
+        if len(options) == 1:
+            return found[0]
+        return [f"{where}: expected {' or '.join(map(_type_name, args))}, got {value!r}"]
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return []
+        if not isinstance(value, dict):
+            return [f"{where}: expected a mapping, got {type(value).__name__} {value!r}"]
+        return type_problems(tp, value, where)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return [f"{where}: expected a list, got {type(value).__name__} {value!r}"]
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                return [f"{where}: expected a list of {len(args)} values, got {len(value)}"]
+            return [p for i, (a, v) in enumerate(zip(args, value)) for p in _value_problems(a, v, f"{where}[{i}]")]
+        item = args[0] if args else Any
+        return [p for i, v in enumerate(value) for p in _value_problems(item, v, f"{where}[{i}]")]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return [f"{where}: expected a mapping, got {type(value).__name__} {value!r}"]
+        item = args[1] if len(args) == 2 else Any
+        return [p for k, v in value.items() for p in _value_problems(item, v, f"{where}.{k}")]
+    plain = {bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str, Path)}
+    if tp in plain:
+        ok = isinstance(value, plain[tp]) and (tp is bool or not isinstance(value, bool))
+        return [] if ok else [f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"]
+    return []
+
+
+def type_problems(cls: type, raw: dict[str, Any], where: str, not_keys: tuple[str, ...] = ()) -> list[str]:
+    """Every unknown key and every value of the wrong type in `raw` for the config dataclass `cls`."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in not_keys]
+    problems = []
+    unknown = sorted(set(raw) - set(names), key=str)
+    if unknown:
+        problems.append(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    for key, value in raw.items():
+        if key in names:
+            problems += _value_problems(hints[key], value, f"{where}.{key}")
+    return problems
+
+
 def _build(cls: type, raw: Any, where: str) -> Any:
     """Instantiate a config dataclass from a mapping, rejecting unknown keys."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    problems = type_problems(cls, raw, where)
+    if problems:
+        raise ConfigError("; ".join(problems))
     try:
         return cls(**raw)
     except TypeError as err:
@@ -109,6 +170,52 @@ class ValidateConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """The `evaluate` stage: the trained model (and references) on the frozen suite."""
+
+    tasks: list[str] | None = None  # None: the train tasks
+    limit: int | None = None  # first N test samples per task
+    batch_size: int = 8
+    references: list[str] = field(default_factory=list)  # also evaluated: random, bm25, dense, base
+    out: str = "artifacts/eval"
+
+
+@dataclass(frozen=True)
+class RegisterConfig:
+    """The `register` stage: MLflow registry, champion/challenger aliases."""
+
+    name: str | None = None  # registered model name; None: iranker or dranker after the trained ranker
+    alpha: float = 0.05  # paired test level for promotion
+    tolerance: float = 0.02  # largest allowed MRR drop on any single task
+    out: str = "artifacts/registry"
+
+
+def section_problems(raw: dict[str, Any]) -> list[str]:
+    """Type problems of every section that has a dataclass, all at once (key path in each line)."""
+    from components.prompts import PromptConfig
+    from components.training import TrainConfig
+
+    typed: dict[str, tuple[type, tuple[str, ...]]] = {
+        "prepare": (PrepareConfig, ()), "validate": (ValidateConfig, ()), "prompts": (PromptConfig, ()),
+        "evaluate": (EvaluateConfig, ()), "register": (RegisterConfig, ()),
+        "train": (TrainConfig, ("prompt", "rewards")),  # those two come from the prompts and rewards sections
+    }
+    problems = []
+    for name, (cls, not_keys) in typed.items():
+        section = raw.get(name)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            problems.append(f"{name}: expected a mapping of keys, got {type(section).__name__}")
+            continue
+        problems += type_problems(cls, section, name, not_keys)
+    for name in ("rewards",):
+        if raw.get(name) is not None and not isinstance(raw[name], dict):
+            problems.append(f"{name}: expected a mapping of keys, got {type(raw[name]).__name__}")
+    return problems
+
+
+@dataclass(frozen=True)
 class Params:
     prepare: PrepareConfig
     validate: ValidateConfig
@@ -181,6 +288,10 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
             raise ConfigError(f"{path}: profile {profile!r} has unknown section(s) {extra_sections}")
         raw = deep_merge(raw, profiles[profile] or {})
     raw = apply_overrides(raw, overrides)
+    problems = section_problems(raw)
+    if problems:
+        where = f"{path}" + (f" (profile {profile})" if profile else "")
+        raise ConfigError(f"{where}: {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems))
     try:
         prepare = _build(PrepareConfig, raw.get("prepare"), "prepare")
         validate = _build(ValidateConfig, raw.get("validate"), "validate")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from components.config import Params
+from components.config import EvaluateConfig, Params, RegisterConfig
 from components.io import DataError, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,12 @@ def train_config(params: Params):
                               params.extra.get("rewards"))
 
 
-EVALUATE_DEFAULTS = {"tasks": None, "limit": None, "batch_size": 8, "references": [], "out": "artifacts/eval"}
-REGISTER_DEFAULTS = {"name": None, "alpha": 0.05, "tolerance": 0.02, "out": "artifacts/registry"}
+def _defaults(cls: type) -> dict[str, Any]:
+    return dataclasses.asdict(cls())
+
+
+EVALUATE_DEFAULTS = _defaults(EvaluateConfig)  # one definition of the defaults: components.config
+REGISTER_DEFAULTS = _defaults(RegisterConfig)
 
 
 def _settings(params: Params, section: str, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -63,18 +63,31 @@ def configure(root: Path = Path(".")) -> str:
     return uri
 
 
+def local_artifact_root(uri: str) -> Path | None:
+    """Where a SQLite store keeps its artifacts: `mlartifacts/` beside the database file (None for a server).
+
+    >>> local_artifact_root("sqlite:////srv/mlflow/runs.db")
+    PosixPath('/srv/mlflow/mlartifacts')
+    >>> local_artifact_root("http://mlflow.internal:5000") is None
+    True
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts"
+
+
 def ensure_experiment(root: Path = Path("."), name: str = EXPERIMENT) -> str:
-    """The experiment id; a local store keeps its artifacts inside the project."""
+    """The experiment id; a SQLite store keeps its artifacts beside its database file."""
     import mlflow
 
     def get_or_create() -> str:
         exp = mlflow.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        location = None
-        if tracking_uri(root).startswith("sqlite:"):
-            location = (Path(root).resolve() / "mlartifacts").as_uri()
-        return mlflow.create_experiment(name, artifact_location=location)
+        artifacts = local_artifact_root(tracking_uri(root))
+        # beside the store it belongs to: MLflow's default (./mlartifacts of the current folder) would scatter
+        # one store's artifacts over every folder a command was started in
+        return mlflow.create_experiment(name, artifact_location=artifacts.as_uri() if artifacts else None)
 
     exp_id = with_retries(get_or_create, "create the experiment")
     mlflow.set_experiment(experiment_id=exp_id)

@@ -49,3 +49,42 @@ def test_deep_merge_and_apply_overrides_do_not_mutate_inputs():
     merged = deep_merge(base, {"a": {"c": [3]}})
     assert merged == {"a": {"b": 1, "c": [3]}} and base == {"a": {"b": 1, "c": [1, 2]}}
     assert apply_overrides({"train": {"x": 1}}, {"train.y.z": 2}) == {"train": {"x": 1, "y": {"z": 2}}}
+
+
+def test_wrong_types_are_all_reported_with_file_and_key_path(tmp_path):
+    """A typed value that is wrong ("fast" as a learning rate) names file and key, never a raw TypeError."""
+    from typer.testing import CliRunner
+
+    from components.cli import app
+
+    text = (ROOT / "params.yaml").read_text()
+    for key, bad in (("  learning_rate:", '  learning_rate: "fast"'), ("  history_len:", "  history_len: [20]"),
+                     ("  max_prompt_tokens:", "  max_prompt_tokens: 1024.5")):
+        lines = text.splitlines()
+        i = next(n for n, line in enumerate(lines) if line.startswith(key))
+        lines[i] = bad
+        text = "\n".join(lines) + "\n"
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    overrides = {"prepare.tasks.rec-movie.test_groups": "many", "train.lora.r": True, "register.alpha": "0.05"}
+    with pytest.raises(ConfigError) as info:
+        load_params(path, None, overrides)
+    message = str(info.value)
+    assert message.startswith(f"{path}: 6 problem(s)")
+    for line in ("train.learning_rate: expected float, got str 'fast'", "prepare.history_len: expected int, got list",
+                 "prompts.max_prompt_tokens: expected int, got float 1024.5",
+                 "prepare.tasks.rec-movie.test_groups: expected int", "train.lora.r: expected int, got bool True",
+                 "register.alpha: expected float, got str '0.05'"):
+        assert line in message
+    result = CliRunner().invoke(app, ["config", "--params", str(path)])
+    assert result.exit_code == 1 and "train.learning_rate: expected float" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_config_checks_the_values_each_stage_checks(tmp_path):
+    from typer.testing import CliRunner
+
+    from components.cli import app
+
+    result = CliRunner().invoke(app, ["config", "--params", str(ROOT / "params.yaml"), "--set", "train.score_tau=0"])
+    assert result.exit_code == 1 and "score_tau must be > 0" in result.output
