@@ -356,7 +356,8 @@ def register(
              "(a contradicting value is an error), else score.")] = None,
     scorer: Annotated[Optional[list[str]], typer.Option(
         "--scorer", help="Score mode: SCENARIO=NAME or TASK=NAME (repeatable); a trained model's own by default.")] = None,
-    eval_dir: Annotated[Path, typer.Option("--eval", help="The folder `r1ranker evaluate` wrote for this model (metrics.json).")] = Path("artifacts/eval/iterative-score"),
+    eval_dir: Annotated[Path, typer.Option("--eval", help="The folder `r1ranker evaluate` wrote for this model (metrics.json); it must be an evaluation of this very model.")] = Path("artifacts/eval/iterative-score"),
+    base_eval: Annotated[Optional[Path], typer.Option("--base-eval", help="The untrained base model's evaluation on the same samples: promotion then refuses a model significantly worse than it on any task.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Registered model name (default: iranker / dranker).")] = None,
     params: ParamsOpt = Path("params.yaml"),
     verbose: VerboseOpt = False,
@@ -365,24 +366,21 @@ def register(
     from components.config import load_params
     from components.logs import setup_logging
     from components.prompts import prompt_config, role_of
-    from components.registry import register as run_register
+    from components.registry import plan_registration, register as run_register
     from components.tracking import configure, stage_run
 
     setup_logging(verbose)
-    from components.rankers import check_against_saved, saved_ranker_config
-
     with user_errors():
-        saved = saved_ranker_config(model)
-        if saved is not None:  # before any MLflow work: a flag that contradicts the model names the saved value
-            check_against_saved(saved, model, mode, _scorer_flags(scorer), ranker)
-        ranker = ranker or (saved or {}).get("ranker") or "iterative"
-        role = role_of(ranker)  # only LLM rankers are registered: a ValueError names the valid ones
         cfg = load_params(params)
-        name = name or role
         prompt = dataclasses.asdict(prompt_config(cfg.extra.get("prompts")))
+        # before any MLflow work: a flag that contradicts the model, or an evaluation of another model, is an error
+        plan = plan_registration(model, ranker, mode, eval_dir, prompt, _scorer_flags(scorer), base_eval)
+        name = name or role_of(plan.ranker)
         uri = configure()
-        with stage_run("register", config={"model": model, "ranker": ranker, "mode": mode, "name": name, "prompts": prompt}):
-            version = run_register(name, model, ranker, mode, eval_dir, prompt, scorers=_scorer_flags(scorer))
+        with stage_run("register", config={"model": model, "ranker": plan.ranker, "mode": plan.mode, "name": name,
+                                           "prompts": prompt, "identity": plan.identity}):
+            version = run_register(name, model, ranker, mode, eval_dir, prompt, scorers=_scorer_flags(scorer),
+                                   base_eval_dir=base_eval)
     console.print(f"registered [bold]{name}[/] version {version} as @challenger ({uri}); next: r1ranker promote --name {name}")
 
 

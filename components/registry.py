@@ -10,9 +10,18 @@ champion's on the frozen suite and moves `champion` only when:
   incomplete, and nothing changes;
 - the challenger's mean MRR over tasks is higher, with a paired permutation
   test on per-sample MRR (all tasks pooled) at p < alpha;
-- no task's MRR drops by more than `tolerance`.
+- no task's MRR drops by more than `tolerance`;
+- and, first version included, the challenger is not significantly worse (paired,
+  p < alpha) than the untrained base model on any task, when the base's evaluation
+  was registered with it (`base-evaluation/metrics.json`).
 
-The first version becomes champion when there is none. The decision, its
+`register` checks what it registers before any MLflow work: the evaluation must
+record the identity of that very model (weights fingerprint, template hash,
+ranker, mode, scorers; `rankers.model_identity`), else `EvaluationMismatch`
+names both. Ranker, mode and scorers come from a trained model's saved config;
+an untrained model is registered as its evaluation ranked it.
+
+The first version becomes champion when there is none (and the base rule holds). The decision, its
 numbers and its reason are written to the challenger version's tags and
 description *before* the alias moves; moving the alias is the last and only
 state change, a single registry call, so an interrupted promotion leaves the
@@ -37,10 +46,16 @@ log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 EVAL_ARTIFACT = "evaluation/metrics.json"
+BASE_ARTIFACT = "base-evaluation/metrics.json"  # the untrained model on the same suite (the base rule)
+IDENTITY_KEYS = ("weights", "template_hash", "ranker", "mode", "scorers")
 
 
 class PromotionRefused(RuntimeError):
     """The challenger cannot be compared (no challenger, missing or incomplete evaluation)."""
+
+
+class EvaluationMismatch(PromotionRefused):
+    """The evaluation given to `register` is of another model, prompt, ranker, mode or scorer."""
 
 
 @dataclass(frozen=True)
@@ -94,14 +109,39 @@ def check_complete(report: dict | None, reference: dict | None, who: str) -> Non
                                        f"(ids hash {tasks[name]['sample_ids_hash']} vs {ref['sample_ids_hash']})")
 
 
+def worse_than_base(challenger: dict, base: dict, alpha: float) -> str | None:
+    """The first task on which the challenger ranks significantly worse than the untrained base, as a reason."""
+    for task, mine in sorted(challenger["tasks"].items()):
+        theirs = base["tasks"].get(task)
+        if theirs is None or "per_sample_mrr" not in theirs:
+            raise PromotionRefused(f"the base evaluation lacks task {task} of the challenger's suite")
+        if theirs["sample_ids_hash"] != mine["sample_ids_hash"]:
+            raise PromotionRefused(f"the base was evaluated on other {task} samples than the challenger "
+                                   f"(ids hash {theirs['sample_ids_hash']} vs {mine['sample_ids_hash']})")
+        ids = sorted(mine["per_sample_mrr"])
+        a = [mine["per_sample_mrr"][i] for i in ids]
+        b = [theirs["per_sample_mrr"][i] for i in ids]
+        test = paired_test(a, b)
+        if test["mean_diff"] < 0 and test["p_value"] < alpha:
+            return (f"{task}: MRR {np.mean(a):.4f} is significantly below the untrained base's {np.mean(b):.4f} "
+                    f"(p = {test['p_value']:.4f} < {alpha})")
+    return None
+
+
 def decide(challenger: dict, champion: dict | None, cfg: PromotionConfig, challenger_version: str = "?",
-           champion_version: str | None = None) -> Decision:
-    """The promotion decision from two evaluation reports (metrics.json)."""
+           champion_version: str | None = None, base: dict | None = None) -> Decision:
+    """The promotion decision from evaluation reports (metrics.json): challenger, champion and untrained base."""
     check_complete(challenger, champion, f"challenger v{challenger_version}")
     ch_tasks = challenger["tasks"]
     ch_mean = float(np.mean([_mrr(t) for t in ch_tasks.values()]))
+    if base is not None:
+        worse = worse_than_base(challenger, base, cfg.alpha)
+        if worse:
+            return Decision(False, f"base rule: {worse}", challenger_version, champion_version, ch_mean)
+    base_note = ("not significantly worse than the untrained base on any task" if base is not None
+                 else "no base evaluation registered: base rule not applied")
     if champion is None:
-        return Decision(True, "first version: no champion yet", challenger_version, None, ch_mean)
+        return Decision(True, f"first version: no champion yet; {base_note}", challenger_version, None, ch_mean)
     tasks = sorted(champion["tasks"])
     ch_mean = float(np.mean([_mrr(ch_tasks[t]) for t in tasks]))
     cp_mean = float(np.mean([_mrr(champion["tasks"][t]) for t in tasks]))
@@ -121,7 +161,8 @@ def decide(challenger: dict, champion: dict | None, cfg: PromotionConfig, challe
         return Decision(False, f"mean MRR {ch_mean:.4f} > {cp_mean:.4f} but not significant (p = {p:.4f} >= {cfg.alpha})", **common)
     if worst > cfg.tolerance:
         return Decision(False, f"{worst_task} drops by {worst:.4f} MRR (tolerance {cfg.tolerance})", **common)
-    return Decision(True, f"mean MRR {ch_mean:.4f} > {cp_mean:.4f}, p = {p:.4f}, worst task drop {worst:.4f}", **common)
+    return Decision(True, f"mean MRR {ch_mean:.4f} > {cp_mean:.4f}, p = {p:.4f}, worst task drop {worst:.4f}; {base_note}",
+                    **common)
 
 
 def registry_client():
@@ -141,25 +182,96 @@ def version_by_alias(client, name: str, alias: str):
         raise
 
 
-def evaluation_of(version) -> dict | None:
+def evaluation_of(version, artifact: str = EVAL_ARTIFACT) -> dict | None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = with_retries(lambda: mlflow.artifacts.download_artifacts(
-                run_id=version.run_id, artifact_path=EVAL_ARTIFACT, dst_path=tmp), f"download the evaluation of v{version.version}")
+                run_id=version.run_id, artifact_path=artifact, dst_path=tmp), f"download {artifact} of v{version.version}")
         except (MlflowException, OSError):
             return None  # no evaluation logged with this version (connection failures raise TrackingError)
         return json.loads(Path(path).read_text())
 
 
-def register(name: str, model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,
-             tags: dict[str, str] | None = None, scorers: dict | None = None) -> str:
-    """Log the model and its evaluation in the active (or a new) run; create a version aliased `challenger`.
+@dataclass(frozen=True)
+class RegistrationPlan:
+    """What `register` will log, settled and checked before any MLflow work."""
 
-    A trained model folder records how it ranks (`ranker_config.json`): ranker, mode, scorers and prompt
-    settings are read from it, and an argument that contradicts it raises `SavedConfigMismatch` naming the saved value.
+    ranker: str
+    mode: str
+    scorers: dict | None
+    prompt: Any  # PromptConfig
+    identity: dict
+    report: dict
+    base_report: dict | None
+
+
+def _load_report(folder: Path | None, who: str) -> dict | None:
+    if folder is None:
+        return None
+    path = Path(folder) / "metrics.json"
+    if not path.exists():
+        raise PromotionRefused(f"{who} has no evaluation ({path} is missing); run `r1ranker evaluate --out {folder}` first")
+    return json.loads(path.read_text())
+
+
+def check_evaluation_of(report: dict, identity: dict, model_spec: str, eval_dir: Path) -> None:
+    """Refuse an evaluation that is not of the model being registered, naming both."""
+    recorded = (report.get("system") or {}).get("identity")
+    if not recorded:
+        raise EvaluationMismatch(f"{eval_dir}/metrics.json records no model identity (written before identities were "
+                                 f"recorded, or by a baseline): evaluate {model_spec} again and register that")
+    diff = {k: (recorded.get(k), identity.get(k)) for k in IDENTITY_KEYS if recorded.get(k) != identity.get(k)}
+    if diff:
+        parts = "; ".join(f"{k}: evaluated {a!r}, registering {b!r}" for k, (a, b) in diff.items())
+        raise EvaluationMismatch(f"{eval_dir}/metrics.json is an evaluation of another model than {model_spec} ({parts}); "
+                                 f"evaluate this model and register it with that evaluation")
+
+
+def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,
+                      scorers: dict | None = None, base_eval_dir: Path | None = None) -> RegistrationPlan:
+    """Settle ranker, mode, scorers and prompt, and check the evaluation is of exactly this model.
+
+    A trained folder records how it ranks (`ranker_config.json`): those values are used, and an argument
+    that contradicts them raises `SavedConfigMismatch`. An untrained model is registered as its evaluation
+    ranked it (an argument that contradicts the evaluation is an `EvaluationMismatch`).
+    """
+    from components.models import load_tokenizer
+    from components.prompts import ENGINES, prompt_config, role_of
+    from components.rankers import LLMRankerConfig, check_against_saved, model_identity, saved_ranker_config
+
+    report = _load_report(Path(eval_dir), f"model {model_spec}")
+    check_complete(report, None, f"model {model_spec}")
+    recorded = (report.get("system") or {}).get("identity") or {}
+    saved = saved_ranker_config(model_spec)
+    if saved is not None:
+        check_against_saved(saved, model_spec, mode, scorers, ranker)
+        ranker, mode, scorers = saved["ranker"], saved["mode"], saved.get("scorers")
+        prompt = saved.get("prompt") or prompt  # served with the prompt it was trained and evaluated with
+    else:  # as the evaluation ranked it, when that was an LLM ranker (else the identity check names the difference)
+        from components.rankers import LLM_RANKERS
+
+        evaluated = recorded if recorded.get("ranker") in LLM_RANKERS else {}
+        ranker = ranker or evaluated.get("ranker") or "iterative"
+        mode = mode or evaluated.get("mode") or "score"
+        scorers = scorers or evaluated.get("scorers")
+    engine = ENGINES[role_of(ranker)]  # only LLM rankers are registered: a ValueError names the valid ones
+    config = LLMRankerConfig(mode=mode, prompt=prompt_config(prompt), scorers=scorers or {})
+    identity = model_identity(model_spec, engine, config, load_tokenizer(model_spec))
+    check_evaluation_of(report, identity, model_spec, Path(eval_dir))
+    base_report = _load_report(base_eval_dir, "the untrained base")
+    if base_report is not None:
+        check_complete(base_report, report, "the untrained base")
+    return RegistrationPlan(engine, mode, identity["scorers"], config.prompt, identity, report, base_report)
+
+
+def register(name: str, model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,
+             tags: dict[str, str] | None = None, scorers: dict | None = None, base_eval_dir: Path | None = None) -> str:
+    """Log the model with its evaluation (and the base's) in the active run; create a version aliased `challenger`.
+
+    Everything is checked first (`plan_registration`): a model is registered only with an evaluation of itself.
     """
     import dataclasses
 
@@ -167,28 +279,14 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
     import torch
 
     import components
-    from components.models import load_tokenizer
-    from components.prompts import mode_template_hash, prompt_config, role_of
-    from components.rankers import check_against_saved, saved_ranker_config
-    from components.scorers import resolve_scorers
     from components.serving import RankerModel, input_example, ranker_config, save_weights, signature
 
-    saved = saved_ranker_config(model_spec)
-    if saved is not None:
-        check_against_saved(saved, model_spec, mode, scorers, ranker)
-        ranker, mode, scorers = saved["ranker"], saved["mode"], saved.get("scorers")
-        prompt = saved.get("prompt") or prompt  # served with the prompt it was trained and evaluated with
-    ranker, mode = ranker or "iterative", mode or "score"
-    scorers = resolve_scorers(scorers) if mode == "score" else None
+    plan = plan_registration(model_spec, ranker, mode, eval_dir, prompt, scorers, base_eval_dir)
     eval_dir = Path(eval_dir)
-    report = json.loads((eval_dir / "metrics.json").read_text()) if (eval_dir / "metrics.json").exists() else None
-    check_complete(report, None, f"model {model_spec}")
-    cfg_prompt = prompt_config(prompt)
-    role = role_of(ranker)
+    thash = plan.identity["template_hash"]
     with tempfile.TemporaryDirectory() as tmp:
         weights = save_weights(model_spec, Path(tmp) / "weights")
-        thash = mode_template_hash(load_tokenizer(str(weights)), role, cfg_prompt, mode, scorers)
-        model_config = ranker_config(ranker, mode, thash, dataclasses.asdict(cfg_prompt), scorers=scorers)
+        model_config = ranker_config(plan.ranker, plan.mode, thash, dataclasses.asdict(plan.prompt), scorers=plan.scorers)
         import transformers
 
         info = with_retries(lambda: mlflow.pyfunc.log_model(
@@ -199,9 +297,13 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
                               f"mlflow=={mlflow.__version__}", "rapidfuzz", "ranx", "numpy", "pandas", "pyyaml"],
         ), "log the model", keep=str(eval_dir))
     with_retries(lambda: mlflow.log_artifacts(str(eval_dir), "evaluation"), "upload the evaluation", keep=str(eval_dir))
+    if base_eval_dir is not None:
+        with_retries(lambda: mlflow.log_artifact(str(Path(base_eval_dir) / "metrics.json"), BASE_ARTIFACT.rsplit("/", 1)[0]),
+                     "upload the base evaluation", keep=str(base_eval_dir))
     client = registry_client()
     version = with_retries(lambda: mlflow.register_model(info.model_uri, name, tags={
-        "template_hash": thash, "ranker": ranker, "mode": mode, "source": model_spec, **(tags or {})}), "register the model")
+        "template_hash": thash, "ranker": plan.ranker, "mode": plan.mode, "source": model_spec,
+        "weights": plan.identity["weights"], **(tags or {})}), "register the model")
     with_retries(lambda: client.set_registered_model_alias(name, CHALLENGER, version.version), "set the challenger alias")
     log.info("registered %s version %s as %s", name, version.version, CHALLENGER)
     return str(version.version)
@@ -217,10 +319,12 @@ def promote(name: str, cfg: PromotionConfig = PromotionConfig()) -> Decision:
     if champion is not None and champion.version == challenger.version:
         return Decision(True, f"v{challenger.version} is already the champion", str(challenger.version), str(champion.version))
     ch_report = evaluation_of(challenger)
+    base_report = evaluation_of(challenger, BASE_ARTIFACT)
     cp_report = evaluation_of(champion) if champion is not None else None
     if champion is not None and cp_report is None:
         raise PromotionRefused(f"champion v{champion.version} has no evaluation to compare against")
-    decision = decide(ch_report, cp_report, cfg, str(challenger.version), str(champion.version) if champion else None)
+    decision = decide(ch_report, cp_report, cfg, str(challenger.version), str(champion.version) if champion else None,
+                      base=base_report)
     for key, value in decision.tags().items():
         with_retries(lambda k=key, v=value: client.set_model_version_tag(name, challenger.version, k, v), "tag the decision")
     verdict = "PROMOTED" if decision.promote else "NOT PROMOTED"

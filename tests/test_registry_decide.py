@@ -76,3 +76,20 @@ def test_incomplete_evaluations_are_refused(reports):
         decide(other_suite, reports["random"], PromotionConfig())
     with pytest.raises(PromotionRefused, match="has no evaluation"):
         decide(None, reports["random"], PromotionConfig())
+
+
+def test_the_base_rule_applies_to_a_first_version_too(reports):
+    """A challenger significantly worse than the untrained base on any task is not promoted, champion or not."""
+    d = decide(reports["random"], None, PromotionConfig(), "1", base=reports["bm25"])
+    assert not d.promote and d.reason.startswith("base rule: ") and "significantly below the untrained base" in d.reason
+    d = decide(reports["bm25"], reports["random"], PromotionConfig(tolerance=0.5), "2", "1", base=reports["bm25"])
+    assert d.promote and "not significantly worse than the untrained base on any task" in d.reason
+    d = decide(reports["random"], None, PromotionConfig(), "1")
+    assert d.promote and "base rule not applied" in d.reason  # the decision says whether the rule was applied
+
+
+def test_a_base_evaluated_on_other_samples_is_refused(reports):
+    other = copy.deepcopy(reports["bm25"])
+    other["tasks"]["passage-5"]["sample_ids_hash"] = "0" * 16
+    with pytest.raises(PromotionRefused, match="base was evaluated on other passage-5 samples"):
+        decide(reports["random"], None, PromotionConfig(), "1", base=other)

