@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.io import read_samples, write_json
+from components.io import read_sample_folder, write_json
 from components.models import RANKER_CONFIG as CONFIG_FILE
 from components.parsing import completion_text, parse_answer
 from components.prompts import (
@@ -312,11 +312,13 @@ def load_validation_samples(cfg: TrainConfig) -> list[RankingSample]:
 
 def _split_train(cfg: TrainConfig) -> tuple[list[RankingSample], list[RankingSample]]:
     train, held = [], []
-    for task in cfg.tasks:
-        path = Path(cfg.samples) / task / "train.jsonl"
+    paths = [Path(cfg.samples) / task / "train.jsonl" for task in cfg.tasks]
+    for task, path in zip(cfg.tasks, paths):
         if not path.exists():
             raise TrainingConfigError(f"{path}: no train split for task {task!r}; run `r1ranker prepare -t {task}`")
-        rows = read_samples(path)
+    by_file = read_sample_folder(Path(cfg.samples), paths)  # the one contract; ids unique across the tasks' files
+    for task, path in zip(cfg.tasks, paths):
+        rows = by_file[path]
         if cfg.validation.groups:
             # whole groups, so no user or query is on both sides; at most a quarter of them (Passage-5 has 18)
             groups = sorted({s.group for s in rows})

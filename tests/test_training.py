@@ -162,8 +162,9 @@ def test_interrupted_run_resumes_to_the_same_step_count(prepared, tmp_path):
 def test_training_reads_only_the_train_split(prepared, tmp_path, monkeypatch):
     samples, _ = prepared
     read = []
-    original = training.read_samples
-    monkeypatch.setattr(training, "read_samples", lambda p: read.append(Path(p).name) or original(p))
+    original = training.read_sample_folder
+    monkeypatch.setattr(training, "read_sample_folder",
+                        lambda folder, files: read.extend(Path(f).name for f in files) or original(folder, files))
     cfg = config(prepared, tmp_path, tasks=("passage-5", "rec-movie"), max_train_samples=None)
     from components.io import read_samples
     from components.models import load_tokenizer
@@ -171,7 +172,7 @@ def test_training_reads_only_the_train_split(prepared, tmp_path, monkeypatch):
     train = training.load_train_samples(cfg)
     rows = training.build_rows(train, cfg, load_tokenizer("random:tiny"))
     test = [s for t in cfg.tasks for s in read_samples(samples / t / "test.jsonl")]
-    assert set(read) == {"train.jsonl"}
+    assert read == ["train.jsonl"] * 2
     assert rows and not {r["sample_id"] for r in rows} & {s.sample_id for s in test}
     # rec train users give several windows (ids task:user:wK): none of them is a test user's
     group = {s.sample_id: (s.task, s.group) for s in train}
