@@ -229,14 +229,14 @@ SCORE_HEADING = "## Score mode, zero-shot: per-candidate scores vs the letter re
 def score_mode_section(bench: Path) -> list[str]:
     """Zero-shot score-mode IRanker against letter fast mode and BM25, paired on the samples both ranked.
 
-    Sources: `<bench>/zeroshot_score`, `<bench>/bm25` and, where measured, `<bench>/zeroshot_fast` (each the
-    output folder of `r1ranker evaluate`; commands below).
+    Sources: `<bench>/zeroshot_score`, `<bench>/bm25` and, where measured, `<bench>/zeroshot_fast` and
+    `<bench>/dense` (each the output folder of `r1ranker evaluate`; commands below).
     """
     from components.evaluation import compare_reports
 
     score = json.loads((bench / "zeroshot_score" / "metrics.json").read_text())
     others = {name: json.loads((bench / folder / "metrics.json").read_text())
-              for name, folder in (("letter fast", "zeroshot_fast"), ("BM25", "bm25"))
+              for name, folder in (("letter fast", "zeroshot_fast"), ("BM25", "bm25"), ("dense", "dense"))
               if (bench / folder / "metrics.json").exists()}
     from components.scorers import DEFAULT_SCORERS
 
@@ -244,10 +244,11 @@ def score_mode_section(bench: Path) -> list[str]:
     lines = [
         f"SmolLM2-135M-Instruct ({score['system'].get('dtype')}), no training, IRanker in score mode with the default "
         f"scorers ({', '.join(f'{k}: {v}' for k, v in sorted(scorers.items()) if k in ('passage', 'rec', 'router'))}). "
-        "Commands: `r1ranker evaluate --ranker iterative --mode score -t <tasks> --out artifacts/bench/zeroshot_score`, "
-        "the same with `--mode fast --limit N --out artifacts/bench/zeroshot_fast`, and `--ranker bm25 --out "
-        "artifacts/bench/bm25`. Each comparison is a paired permutation test on the samples both systems ranked "
-        "(n); the score-mode MRR is given on those same samples.",
+        "Samples: `r1ranker prepare --out artifacts/bench/samples`. Commands: `r1ranker evaluate --ranker iterative "
+        "--mode score --samples artifacts/bench/samples -t <tasks> --out artifacts/bench/zeroshot_score`, the same "
+        "with `--mode fast --out artifacts/bench/zeroshot_fast`, `--ranker bm25 --out artifacts/bench/bm25` and "
+        "`--ranker dense --out artifacts/bench/dense` (all-MiniLM-L6-v2). Each comparison is a paired permutation "
+        "test on the samples both systems ranked (n); the score-mode MRR is given on those same samples.",
         "",
         "| task | score mode, all test samples | " + " | ".join(f"vs {k}: n, score / {k}, p" for k in others) + " |",
         "|---|---|" + "---|" * len(others),
@@ -261,8 +262,33 @@ def score_mode_section(bench: Path) -> list[str]:
                          f"{c['n']}: {100 * c['mrr']:.1f} / {100 * c['other_mrr']:.1f}, p {c['p_value']:.4f}")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     cost = {t: r["cost"]["seconds_per_sample"] for t, r in score["tasks"].items() if r.get("cost")}
-    lines += ["", "Seconds per sample (2 CPU cores, fp32, one pass per sample for these context-free scorers; the run shared the cores with tests part of the time, so timings are upper bounds): "
+    lines += ["", f"Seconds per sample (2 CPU cores, {score['system'].get('dtype')}; the run shared the cores with "
+              "tests part of the time, so these are upper bounds; the throughput section below is measured alone): "
               + ", ".join(f"{t} {v:.2f}" for t, v in cost.items()) + "."]
+    return lines
+
+
+SCORE_THROUGHPUT_HEADING = "## Score mode vs letter fast mode: prompt tokens and samples/s (same samples, one run)"
+
+
+def score_throughput_section(bench: Path) -> list[str]:
+    """`bench/eval_throughput.py --only fast,score` per task: tokens computed per sample and speed, side by side."""
+    lines = [
+        "Command, per task: `python bench/eval_throughput.py --task <task> --only fast,score --samples 32 "
+        "--samples-dir artifacts/bench/samples --out artifacts/bench/eval_throughput_score_<task>.json`, 2 CPU cores, "
+        "alone on the machine; both variants in one process on the same test samples.",
+        "",
+        "| task | dtype | fast: tokens computed / sample | score: tokens computed / sample | score / fast tokens "
+        "| fast samples/s | score samples/s | score / fast speed | peak RSS GB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(bench.glob("eval_throughput_score_*.json")):
+        r = json.loads(path.read_text())
+        tok, sps = r["prompt_tokens_per_sample"], r["samples_per_second"]
+        task = path.stem.removeprefix("eval_throughput_score_")
+        lines.append(f"| {task} | {r['dtype']} | {tok['fast']['computed']:.0f} | {tok['score']['computed']:.0f} | "
+                     f"{tok['score']['computed'] / tok['fast']['computed']:.2f}x | {sps['fast']:.3f} | {sps['score']:.3f} | "
+                     f"{sps['score'] / sps['fast']:.2f}x | {r['peak_rss_gb']:.2f} |")
     return lines
 
 
@@ -302,6 +328,8 @@ def main() -> None:
     throughput = Path(args.throughput)
     lines += ["", *section(SCORE_HEADING, (throughput.parent / "zeroshot_score" / "metrics.json").exists(),
                            lambda: score_mode_section(throughput.parent))]
+    lines += ["", *section(SCORE_THROUGHPUT_HEADING, any(throughput.parent.glob("eval_throughput_score_*.json")),
+                           lambda: score_throughput_section(throughput.parent))]
     lines += ["", *section("## Evaluation throughput (IRanker, Passage-5)", throughput.exists(),
                            lambda: throughput_section(throughput) + cpu_bf16_text(throughput.with_name("cpu_bf16.json")))]
     training_heading = "## RL training: base vs trained IRanker (held-out test)"
