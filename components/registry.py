@@ -89,7 +89,8 @@ def _mrr(task: dict) -> float:
     return float(task["metrics"]["mrr"]["mean"])
 
 
-def check_complete(report: dict | None, reference: dict | None, who: str) -> None:
+def check_complete(report: dict | None, reference: dict | None, who: str, reference_name: str = "the champion") -> None:
+    """Refuse an evaluation with skips or missing metrics, or one of another suite than `reference`'s."""
     if report is None:
         raise PromotionRefused(f"{who} has no evaluation ({EVAL_ARTIFACT} missing in its run)")
     tasks = report.get("tasks") or {}
@@ -105,19 +106,15 @@ def check_complete(report: dict | None, reference: dict | None, who: str) -> Non
             raise PromotionRefused(f"{who}'s evaluation lacks task(s) {missing} of the frozen suite")
         for name, ref in reference["tasks"].items():
             if tasks[name]["sample_ids_hash"] != ref["sample_ids_hash"]:
-                raise PromotionRefused(f"{who} was evaluated on other {name} samples than the champion "
+                raise PromotionRefused(f"{who} was evaluated on other {name} samples than {reference_name} "
                                        f"(ids hash {tasks[name]['sample_ids_hash']} vs {ref['sample_ids_hash']})")
 
 
 def worse_than_base(challenger: dict, base: dict, alpha: float) -> str | None:
     """The first task on which the challenger ranks significantly worse than the untrained base, as a reason."""
+    check_complete(base, challenger, "the untrained base", "the challenger")
     for task, mine in sorted(challenger["tasks"].items()):
-        theirs = base["tasks"].get(task)
-        if theirs is None or "per_sample_mrr" not in theirs:
-            raise PromotionRefused(f"the base evaluation lacks task {task} of the challenger's suite")
-        if theirs["sample_ids_hash"] != mine["sample_ids_hash"]:
-            raise PromotionRefused(f"the base was evaluated on other {task} samples than the challenger "
-                                   f"(ids hash {theirs['sample_ids_hash']} vs {mine['sample_ids_hash']})")
+        theirs = base["tasks"][task]
         ids = sorted(mine["per_sample_mrr"])
         a = [mine["per_sample_mrr"][i] for i in ids]
         b = [theirs["per_sample_mrr"][i] for i in ids]
@@ -204,8 +201,6 @@ class RegistrationPlan:
     scorers: dict | None
     prompt: Any  # PromptConfig
     identity: dict
-    report: dict
-    base_report: dict | None
 
 
 def _load_report(folder: Path | None, who: str) -> dict | None:
@@ -263,8 +258,8 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
     check_evaluation_of(report, identity, model_spec, Path(eval_dir))
     base_report = _load_report(base_eval_dir, "the untrained base")
     if base_report is not None:
-        check_complete(base_report, report, "the untrained base")
-    return RegistrationPlan(engine, mode, identity["scorers"], config.prompt, identity, report, base_report)
+        check_complete(base_report, report, "the untrained base", "the model")
+    return RegistrationPlan(engine, mode, identity["scorers"], config.prompt, identity)
 
 
 def register(name: str, model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,

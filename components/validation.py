@@ -1,6 +1,6 @@
 """The `validate` stage: Great Expectations suites over prepared samples.
 
-Every file is first read with the one sample reader (`components.io.read_sample_folder`),
+Every file is read with the one sample reader (`components.io.read_sample_folder`),
 so `validate` passes exactly what `evaluate`, `train` and serving accept: a record that
 breaks the contract fails here with file, line and field, all of them in one run.
 The records are then summarised into one row per sample with the facts the data
@@ -23,7 +23,8 @@ from typing import Any
 
 from components.config import PrepareConfig, ValidateConfig
 from components.datasets.common import normalise_text
-from components.io import DataError, atomic_write, iter_json_objects, read_sample_folder, write_json
+from components.io import DataError, atomic_write, read_sample_folder, write_json
+from components.schema import RankingSample
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +53,24 @@ class Failure:
         return f"{self.task}/{self.split}: {self.expectation}({self.column}) failed for {self.count} sample(s): {ids}"
 
 
-def _summarise(obj: dict[str, Any], split: str) -> dict[str, Any]:
-    """One row of facts about a sample record that already meets the contract."""
-    cands = obj["candidates"]
-    ids = [c["id"] for c in cands]
-    texts = [c["text"] for c in cands]
+def _summarise(sample: RankingSample, split: str) -> dict[str, Any]:
+    """One row of facts about a sample (it already meets the contract) for the data suites."""
+    texts = [c.text for c in sample.candidates]
     norm = [normalise_text(t) for t in texts]
-    routing = (obj.get("meta") or {}).get("routing")
+    routing = sample.routing
     return {
-        "sample_id": obj["sample_id"],
-        "task": obj["task"],
-        "scenario": obj["scenario"],
+        "sample_id": sample.sample_id,
+        "task": sample.task,
+        "scenario": sample.scenario,
         "split": split,
-        "group": obj["group"],
-        "n_candidates": len(cands),
+        "group": sample.group,
+        "n_candidates": len(texts),
         "candidate_texts_distinct": len(set(norm)) == len(norm),
-        "query_chars": len(obj["query"]),
+        "query_chars": len(sample.query),
         "min_candidate_chars": min(len(t) for t in texts),
         "max_candidate_chars": max(len(t) for t in texts),
         # the contract checks routing meta where it is given; here: is it given (prepared router tasks need it)
-        "routing_meta_complete": isinstance(routing, dict) and all(cid in routing for cid in ids),
+        "routing_meta_complete": routing is not None and all(cid in routing for cid in sample.candidate_ids),
     }
 
 
@@ -87,24 +86,18 @@ def sample_files(samples_dir: Path, tasks: tuple[str, ...] = ()) -> list[Path]:
     return files
 
 
-def check_contract(samples_dir: Path, tasks: tuple[str, ...] = ()) -> list[Path]:
-    """Read every sample file with the project's one reader; `DataError` lists every violation."""
-    files = sample_files(samples_dir, tasks)
-    read_sample_folder(Path(samples_dir), files)
-    return files
-
-
 def collect_rows(samples_dir: Path, tasks: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Summaries of every record in every `*.jsonl` under `samples_dir` (or its `<task>/` folders only).
+    """Read every sample file with the project's one reader (`DataError` lists every contract violation), then
+    summarise each sample.
 
     The split is the file's stem when it is a known split name (train/test),
     otherwise the file's relative path, so any folder of contract files works.
     """
+    by_file = read_sample_folder(Path(samples_dir), sample_files(samples_dir, tasks))
     rows = []
-    for path in sample_files(samples_dir, tasks):
+    for path, samples in by_file.items():
         split = path.stem if path.stem in ("train", "test", "valid") else str(path.relative_to(samples_dir))
-        for _, obj in iter_json_objects(path):
-            rows.append(_summarise(obj, split))
+        rows += [_summarise(s, split) for s in samples]
     return rows
 
 
@@ -222,7 +215,6 @@ def validate(samples_dir: Path, cfg: ValidateConfig, prepare: PrepareConfig | No
     """Validate every sample file under `samples_dir` (only `tasks` when given); raise `ValidationFailed` on any failure."""
     report_dir = Path(report_dir or cfg.report)
     try:
-        check_contract(Path(samples_dir), tuple(tasks))
         rows = collect_rows(Path(samples_dir), tuple(tasks))
     except DataError as err:
         write_json(report_dir / "report.json", {"success": False, "error": str(err)})

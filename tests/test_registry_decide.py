@@ -91,5 +91,5 @@ def test_the_base_rule_applies_to_a_first_version_too(reports):
 def test_a_base_evaluated_on_other_samples_is_refused(reports):
     other = copy.deepcopy(reports["bm25"])
     other["tasks"]["passage-5"]["sample_ids_hash"] = "0" * 16
-    with pytest.raises(PromotionRefused, match="base was evaluated on other passage-5 samples"):
+    with pytest.raises(PromotionRefused, match="the untrained base was evaluated on other passage-5 samples than the challenger"):
         decide(reports["random"], None, PromotionConfig(), "1", base=other)
