@@ -209,9 +209,8 @@ def section_problems(raw: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: expected a mapping of keys, got {type(section).__name__}")
             continue
         problems += type_problems(cls, section, name, not_keys)
-    for name in ("rewards",):
-        if raw.get(name) is not None and not isinstance(raw[name], dict):
-            problems.append(f"{name}: expected a mapping of keys, got {type(raw[name]).__name__}")
+    if raw.get("rewards") is not None and not isinstance(raw["rewards"], dict):  # its names: rewards.build_rewards
+        problems.append(f"rewards: expected a mapping of keys, got {type(raw['rewards']).__name__}")
     return problems
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from components.schema import RankingSample, record_problems
+from components.schema import RankingSample, SampleError
 
 
 class DataError(ValueError):
@@ -129,16 +129,17 @@ def read_samples(path: Path) -> list[RankingSample]:
         except json.JSONDecodeError as err:
             problems.append(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})")
             continue
-        found = record_problems(obj)
-        if found:
-            problems += [f"{path}:{lineno}: {p}" for p in found]
+        try:
+            sample = RankingSample.from_dict(obj)
+        except SampleError as err:
+            problems += [f"{path}:{lineno}: {p}" for p in err.problems]
             continue
-        sid = obj["sample_id"]
+        sid = sample.sample_id
         if sid in first_line:
             problems.append(f"{path}:{lineno}: field 'sample_id': {sid!r} is used again (first on line {first_line[sid]})")
             continue
         first_line[sid] = lineno
-        samples.append(RankingSample.from_dict(obj))
+        samples.append(sample)
     if problems:
         n_bad = len({p.split(": ", 1)[0] for p in problems})
         raise _contract_error(problems, f"{path}: {n_bad} bad record(s) break the sample contract (docs/data-format.md)")
