@@ -531,8 +531,12 @@ def run_pipeline(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run the Prefect `pipeline` flow here (the local ephemeral Prefect API unless PREFECT_API_URL is set)."""
+    import os
+
     from components.config import parse_override
 
+    # Prefect gives its ephemeral API server 20 s to start; on 2 busy cores that is not always enough
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     with user_errors():
         _load(params, profile, overrides)  # a bad profile or override fails before Prefect starts
         from flows.pipeline import pipeline
