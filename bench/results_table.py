@@ -246,7 +246,8 @@ def score_mode_section(bench: Path) -> list[str]:
         f"scorers ({', '.join(f'{k}: {v}' for k, v in sorted(scorers.items()) if k in ('passage', 'rec', 'router'))}). "
         "Samples: `r1ranker prepare --out artifacts/bench/samples`. Commands: `r1ranker evaluate --ranker iterative "
         "--mode score --samples artifacts/bench/samples -t <tasks> --out artifacts/bench/zeroshot_score`, the same "
-        "with `--mode fast --out artifacts/bench/zeroshot_fast`, `--ranker bm25 --out artifacts/bench/bm25` and "
+        "with `--mode fast --out artifacts/bench/zeroshot_fast` (with `--limit N` where its n is below the score "
+        "mode's: the first N test samples), `--ranker bm25 --out artifacts/bench/bm25` and "
         "`--ranker dense --out artifacts/bench/dense` (all-MiniLM-L6-v2). Each comparison is a paired permutation "
         "test on the samples both systems ranked (n); the score-mode MRR is given on those same samples.",
         "",
@@ -261,6 +262,10 @@ def score_mode_section(bench: Path) -> list[str]:
             cells.append("-" if "p_value" not in c else
                          f"{c['n']}: {100 * c['mrr']:.1f} / {100 * c['other_mrr']:.1f}, p {c['p_value']:.4f}")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    if any(t.startswith("router") for t in score["tasks"]) and scorers.get("router") == "pointer":
+        lines += ["", "Router rows: the pointer head starts at zero, so before training every routed LLM scores the "
+                  "same and the ranking is the listing order (the prepared samples' shuffle). They are the untrained "
+                  "starting point of the pointer, not a zero-shot skill."]
     cost = {t: r["cost"]["seconds_per_sample"] for t, r in score["tasks"].items() if r.get("cost")}
     lines += ["", f"Seconds per sample (2 CPU cores, {score['system'].get('dtype')}; the run shared the cores with "
               "tests part of the time, so these are upper bounds; the throughput section below is measured alone): "
@@ -282,6 +287,8 @@ def score_throughput_section(bench: Path) -> list[str]:
         "| fast samples/s | score samples/s | score / fast speed | peak RSS GB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    if not any(bench.glob("eval_throughput_score_*.json")):
+        return ["_Run the command below per task to fill this section._", "", *lines[:1]]
     for path in sorted(bench.glob("eval_throughput_score_*.json")):
         r = json.loads(path.read_text())
         tok, sps = r["prompt_tokens_per_sample"], r["samples_per_second"]
