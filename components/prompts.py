@@ -42,6 +42,7 @@ Design choices:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -293,6 +294,15 @@ TAGS = ("<think>", "</think>", "<answer>", "</answer>")  # what the answer parse
 DEFANG = "\u2039"  # ‹ stands in for the first character of a defused control string
 
 
+@functools.lru_cache(maxsize=16)
+def _control_strings(tokenizer) -> tuple[str, ...]:
+    """The answer tags and the tokenizer's special-token strings, longest first (once per tokenizer, not per text)."""
+    controls = set(TAGS) | {t for t in getattr(tokenizer, "all_special_tokens", None) or [] if len(t) > 1}
+    controls |= {t.content for t in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values()
+                 if getattr(t, "special", False) and len(t.content) > 1}
+    return tuple(sorted(controls, key=len, reverse=True))
+
+
 def plain_text(tokenizer, text: str, one_line: bool = False) -> str:
     """User text as it goes into a prompt: it cannot produce a special token, an answer tag or (`one_line`) a new line.
 
@@ -301,10 +311,7 @@ def plain_text(tokenizer, text: str, one_line: bool = False) -> str:
     """
     if one_line:
         text = " ".join(text.splitlines())
-    controls = set(TAGS) | {t for t in getattr(tokenizer, "all_special_tokens", None) or [] if len(t) > 1}
-    controls |= {t.content for t in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values()
-                 if getattr(t, "special", False) and len(t.content) > 1}
-    ordered = sorted(controls, key=len, reverse=True)
+    ordered = _control_strings(tokenizer)
     changed = True
     while changed:  # a replacement never creates another control string, but check rather than assume
         changed = False
