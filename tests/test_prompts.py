@@ -102,7 +102,7 @@ def test_label_after_ends_each_candidate_line_and_keeps_older_hashes(prepared, t
     assert not any(ln.startswith("[") for ln in lines)
     assert after.template_hash != before.template_hash
     # a setting added later is left out of the hash at its default: models registered before it existed still serve
-    from components.prompts import _LATER_FIELDS, _hashed_fields
+    from components.prompts.listwise import _LATER_FIELDS, _hashed_fields
     assert {"stable_labels", "label_position"} <= set(_LATER_FIELDS)
     assert set(_hashed_fields(PromptConfig())) == set(PromptConfig.__dataclass_fields__) - set(_LATER_FIELDS)
     with pytest.raises(ValueError, match="label_position must be one of"):
