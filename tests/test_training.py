@@ -162,8 +162,8 @@ def test_interrupted_run_resumes_to_the_same_step_count(prepared, tmp_path):
 def test_training_reads_only_the_train_split(prepared, tmp_path, monkeypatch):
     samples, _ = prepared
     read = []
-    original = training.read_sample_folder
-    monkeypatch.setattr(training, "read_sample_folder",
+    original = training.data.read_sample_folder
+    monkeypatch.setattr(training.data, "read_sample_folder",
                         lambda folder, files: read.extend(Path(f).name for f in files) or original(folder, files))
     cfg = config(prepared, tmp_path, tasks=("passage-5", "rec-movie"), max_train_samples=None)
     from components.io import read_samples

@@ -1,0 +1,78 @@
+"""The policy: loading it with LoRA on the chosen layers, its loss, and the saved final model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from components.models import RANKER_CONFIG as CONFIG_FILE
+from components.prompts import ENGINES
+from components.training.config import LoraSettings, TrainConfig
+
+
+def load_policy(cfg: TrainConfig):
+    """(model, tokenizer), with LoRA adapters when enabled."""
+    from components.models import load_model
+
+    model, tok = load_model(cfg.model, device=cfg.device, seed=cfg.seed, for_training=True)
+    model.train()
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    if cfg.lora.enabled:
+        model = apply_lora(model, cfg.lora)
+    return model, tok
+
+
+def lora_config(settings: LoraSettings, n_layers: int):
+    from peft import LoraConfig
+
+    layers = None
+    if settings.top_layers:
+        layers = list(range(max(0, n_layers - settings.top_layers), n_layers))
+    return LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                      target_modules=list(settings.target_modules), layers_to_transform=layers, task_type="CAUSAL_LM")
+
+
+def apply_lora(model, settings: LoraSettings):
+    from peft import get_peft_model
+
+    return get_peft_model(model, lora_config(settings, model.config.num_hidden_layers))
+
+
+def save_final(model, tok, cfg: TrainConfig, out: Path, extra: dict[str, Any], head=None) -> Path:
+    """Weights (LoRA merged), tokenizer, the score head (pointer) and ranker_config.json with the template hash.
+
+    ranker_config.json records how the model ranks (ranker, mode, scorers): evaluation, registration and
+    serving read it, and a flag that contradicts it is an error.
+    """
+    from components.io import atomic_dir
+
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    config = {"ranker": ENGINES[cfg.ranker], "mode": cfg.eval_mode, "template_hash": cfg.template_hash_of(tok),
+              "prompt": dataclasses.asdict(cfg.prompt), "algo": cfg.algo, "base_model": cfg.model, **extra}
+    if cfg.eval_mode == "score":
+        config.update(scorers=cfg.scorers, score_tau=cfg.score_tau, head=head is not None)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if head is not None:
+            head.save(tmp)
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def objective_loss(logp, rewards, objective: str = "expected", tau: float = 0.25):
+    """One prompt's loss from pi's log-probs over the remaining labels and each label's reward.
+
+    expected:    -sum_a pi(a) r(a); logit gradient pi_a (E_pi[r] - r_a), ~0 wherever pi is one-hot
+    soft-target: -sum_a q(a) log pi(a) with q = softmax(r / tau); logit gradient pi - q, zero only at pi = q
+    """
+    import torch
+
+    if objective == "soft-target":
+        return -(torch.softmax(rewards / tau, dim=-1) * logp).sum()
+    return -(logp.exp() * rewards).sum()
