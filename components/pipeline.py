@@ -18,12 +18,13 @@ import json
 import logging
 import statistics
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from components.config import EvaluateConfig, Params, RegisterConfig
+from components.config import Params
 from components.io import DataError, write_json, write_text
+from components.report import EvalReport, TaskComparison
 
 log = logging.getLogger(__name__)
 
@@ -38,41 +39,8 @@ class ChampionRegressed(RuntimeError):
 # ---------------------------------------------------------------- helpers
 
 
-def train_config(params: Params):
-    from components.prompts import prompt_config
-    from components.training import build_train_config
-
-    return build_train_config(params.section("train"), prompt_config(params.extra.get("prompts")),
-                              params.extra.get("rewards"))
-
-
-def _defaults(cls: type) -> dict[str, Any]:
-    return dataclasses.asdict(cls())
-
-
-EVALUATE_DEFAULTS = _defaults(EvaluateConfig)  # one definition of the defaults: components.config
-REGISTER_DEFAULTS = _defaults(RegisterConfig)
-
-
-def _settings(params: Params, section: str, defaults: dict[str, Any]) -> dict[str, Any]:
-    """A plain params.yaml section over its defaults; unknown keys are an error naming the valid ones."""
-    values = {**defaults, **params.section(section)}
-    unknown = sorted(set(values) - set(defaults))
-    if unknown:
-        raise DataError(f"{section}: unknown key(s) {unknown}; valid: {', '.join(defaults)}")
-    return values
-
-
-def evaluate_settings(params: Params) -> dict[str, Any]:
-    return _settings(params, "evaluate", EVALUATE_DEFAULTS)
-
-
-def register_settings(params: Params) -> dict[str, Any]:
-    return _settings(params, "register", REGISTER_DEFAULTS)
-
-
 def trained_model(params: Params) -> Path:
-    final = Path(train_config(params).output_dir) / "final"
+    final = Path(params.train.output_dir) / "final"
     if not (final / "config.json").exists():
         raise DataError(f"{final}: no trained model; run the train stage first (`r1ranker stage train`)")
     return final
@@ -109,14 +77,13 @@ def prompts_stage(params: Params) -> dict[str, Any]:
     from components.scorers import check_sample
     from components.training import load_train_samples
 
-    cfg = train_config(params)
-    ev = evaluate_settings(params)
+    cfg, ev = params.train, params.evaluate
     tok = load_tokenizer(cfg.model)
     prompt = cfg.effective_prompt
     groups: dict[str, list] = {}
     for s in load_train_samples(cfg):
         groups.setdefault(f"{s.task}/train", []).append(s)
-    for task, samples in load_eval_samples(Path(params.prepare.out), ev["tasks"], "test", ev["limit"]).items():
+    for task, samples in load_eval_samples(Path(params.prepare.out), ev.tasks, "test", ev.limit).items():
         groups[f"{task}/test"] = samples
     report: dict[str, Any] = {"model": cfg.model, "ranker": cfg.ranker, "mode": cfg.eval_mode,
                               "max_prompt_tokens": prompt.max_prompt_tokens, "groups": {}}
@@ -151,15 +118,16 @@ def prompts_stage(params: Params) -> dict[str, Any]:
 
 
 def train_stage(params: Params, parent_run_id: str | None = None,
-                progress: Callable[[int, int, dict], None] | None = None) -> dict[str, Any]:
+                progress: Callable[[int, int, dict], None] | None = None, resume: bool = False) -> dict[str, Any]:
+    """RL training as the `train` section says (`resume`: from the last checkpoint in its output folder)."""
     from components.tracking import stage_run
     from components.training import train
 
-    cfg = train_config(params)  # a bad config fails here, before any model loads
+    cfg = params.train  # checked when params.yaml was read, before any model loads
     config = {"train": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "prompt"},
               "prompts": dataclasses.asdict(cfg.prompt), "profile": params.profile}
     with stage_run("train", config=config, parent_run_id=parent_run_id) as run:
-        summary = train(cfg, progress=progress)
+        summary = train(cfg, resume=resume, progress=progress)
         curves = write_curves(Path(cfg.output_dir))
         import mlflow
 
@@ -232,44 +200,43 @@ def write_curves(out: Path) -> Path:
 
 def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
     """The trained model and the references on the frozen suite; summary.json (DVC metrics), mrr_by_task.csv (plots)."""
-    from components.evaluation import evaluate, load_eval_samples
+    from components.evaluation import evaluate_report, load_eval_samples
     from components.prompts import ENGINES
     from components.rankers import LLMRankerConfig, build_ranker
     from components.tracking import flat_metrics, log_evaluation, stage_run, with_retries
 
-    cfg = train_config(params)
-    ev = evaluate_settings(params)
+    cfg, ev = params.train, params.evaluate
+    by_task = load_eval_samples(Path(params.prepare.out), ev.tasks, "test", ev.limit)  # bad tasks fail first
     final = trained_model(params)
-    out = Path(ev["out"])
-    by_task = load_eval_samples(Path(params.prepare.out), ev["tasks"], "test", ev["limit"])
+    out = Path(ev.out)
     engine = ENGINES[cfg.ranker]
     llm_cfg = LLMRankerConfig(mode=cfg.eval_mode, max_new_tokens=cfg.max_completion_length,
-                              batch_size=ev["batch_size"], prompt=cfg.prompt, seed=cfg.seed, scorers=cfg.scorers)
-    info = {"split": "test", "limit": ev["limit"]}
+                              batch_size=ev.batch_size, prompt=cfg.prompt, seed=cfg.seed, scorers=cfg.scorers)
+    info = {"split": "test", "limit": ev.limit}
     reports = {}
-    for ref in ev["references"]:
+    for ref in ev.references:
         if ref == "base":
             ranker = build_ranker(engine, model=cfg.model, config=llm_cfg, seed=cfg.seed)
             system = {"label": "base", "ranker": engine, "mode": cfg.eval_mode, "model": cfg.model, **info}
         else:
             ranker = build_ranker(ref, config=llm_cfg, seed=cfg.seed)
             system = {"label": ref, "ranker": ref, "mode": None, "model": None, **info}
-        reports[ref] = evaluate(ranker, by_task, out / ref, system, seed=cfg.seed)
-    compare = out / "base" / "metrics.json" if "base" in ev["references"] else None
+        reports[ref] = evaluate_report(ranker, by_task, out / ref, system, seed=cfg.seed)
+    compare = out / "base" / "metrics.json" if "base" in ev.references else None
     ranker = build_ranker(engine, model=str(final), config=llm_cfg, seed=cfg.seed)
     system = {"label": "candidate", "ranker": engine, "mode": cfg.eval_mode, "model": str(final), **info}
-    reports["candidate"] = evaluate(ranker, by_task, out / "candidate", system, compare=compare, seed=cfg.seed)
+    reports["candidate"] = evaluate_report(ranker, by_task, out / "candidate", system, compare=compare, seed=cfg.seed)
 
     summary = summarise_reports(reports)
     write_json(out / "summary.json", summary)
-    rows = [{"system": name, "task": task, "mrr": rep["tasks"][task]["metrics"]["mrr"]["mean"]}
-            for name, rep in reports.items() for task in rep["tasks"] if rep["tasks"][task].get("metrics")]
+    rows = [{"system": name, "task": task, "mrr": t.metrics.mrr.mean}
+            for name, rep in reports.items() for task, t in rep.tasks.items() if t.metrics is not None]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["system", "task", "mrr"])
     writer.writeheader()
     writer.writerows(rows)
     write_text(out / "mrr_by_task.csv", buf.getvalue())
-    config = {"evaluate": ev, "model": str(final), "mode": cfg.eval_mode, "profile": params.profile}
+    config = {"evaluate": dataclasses.asdict(ev), "model": str(final), "mode": cfg.eval_mode, "profile": params.profile}
     with stage_run("evaluate", config=config, parent_run_id=parent_run_id) as run:
         import mlflow
 
@@ -282,24 +249,24 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     return summary
 
 
-def summarise_reports(reports: dict[str, dict]) -> dict[str, Any]:
+def summarise_reports(reports: dict[str, EvalReport]) -> dict[str, Any]:
     """Flat numbers per system and task: what `dvc metrics show` prints and the results table shows."""
     out: dict[str, Any] = {}
     for name, rep in reports.items():
         entry: dict[str, Any] = {}
-        for task, t in rep["tasks"].items():
-            m = t.get("metrics") or {}
-            entry[task] = {"n": t["n"], "skipped": t["n_skipped"],
-                           "mrr": round(m["mrr"]["mean"], 4) if m else None,
-                           "mrr_ci95": [round(x, 4) for x in m["mrr"]["ci95"]] if m else None,
-                           "ndcg@10": round(m["ndcg@10"]["mean"], 4) if m else None,
-                           "invalid_rate": round(t.get("parse", {}).get("invalid_rate", 0.0), 4),
-                           "no_answer_rate": round(t.get("parse", {}).get("no_answer_rate", 0.0), 4)}
+        for task, t in rep.tasks.items():
+            m = t.metrics
+            entry[task] = {"n": t.n, "skipped": t.n_skipped,
+                           "mrr": round(m.mrr.mean, 4) if m is not None else None,
+                           "mrr_ci95": [round(x, 4) for x in m.mrr.ci95] if m is not None else None,
+                           "ndcg@10": round(m.values["ndcg@10"].mean, 4) if m is not None else None,
+                           "invalid_rate": round(t.parse.invalid_rate if t.parse is not None else 0.0, 4),
+                           "no_answer_rate": round(t.parse.no_answer_rate if t.parse is not None else 0.0, 4)}
         mrrs = [e["mrr"] for e in entry.values() if e["mrr"] is not None]
         entry["mean_mrr"] = round(sum(mrrs) / len(mrrs), 4) if mrrs else None
-        for task, c in (rep.get("compare") or {}).get("tasks", {}).items():
-            if "p_value" in c:
-                entry[task]["vs_base"] = {"diff": round(c["mean_diff"], 4), "p_value": round(c["p_value"], 4)}
+        for task, c in (rep.compare.tasks.items() if rep.compare is not None else ()):
+            if c.p_value is not None:
+                entry[task]["vs_base"] = {"diff": round(c.mean_diff, 4), "p_value": round(c.p_value, 4)}
         out[name] = entry
     return out
 
@@ -310,39 +277,36 @@ def summarise_reports(reports: dict[str, dict]) -> dict[str, Any]:
 def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
     """Register the trained model with its evaluation as @challenger, then promote by the rules in registry.py."""
     from components.prompts import ENGINES
-    from components.registry import PromotionConfig, decision_dict, promote, register
+    from components.registry import decision_dict, promote, register
     from components.tracking import stage_run, tracking_uri
 
-    cfg = train_config(params)
-    reg = register_settings(params)
-    ev = evaluate_settings(params)
+    cfg, reg, ev = params.train, params.register, params.evaluate
     final = trained_model(params)
-    name = reg["name"] or cfg.ranker
-    eval_dir = Path(ev["out"]) / "candidate"
-    promotion = PromotionConfig(alpha=reg["alpha"], tolerance=reg["tolerance"])
-    config = {"name": name, "model": str(final), "mode": cfg.eval_mode, "register": reg, "profile": params.profile}
+    name = reg.name or cfg.ranker
+    eval_dir = Path(ev.out) / "candidate"
+    config = {"name": name, "model": str(final), "mode": cfg.eval_mode, "register": dataclasses.asdict(reg), "profile": params.profile}
     with stage_run("register", config=config, parent_run_id=parent_run_id) as run:
-        base = Path(ev["out"]) / "base" if "base" in ev["references"] else None  # the base rule of promotion
+        base = Path(ev.out) / "base" if "base" in ev.references else None  # the base rule of promotion
         version = register(name, str(final), ENGINES[cfg.ranker], cfg.eval_mode, eval_dir,
                            dataclasses.asdict(cfg.prompt), tags={"profile": str(params.profile)}, scorers=cfg.scorers,
                            base_eval_dir=base)
-        decision = promote(name, promotion)
+        decision = promote(name, reg)
         run_id = run.info.run_id
     result = {"name": name, "version": version, **decision_dict(decision), "mlflow_run_id": run_id,
               "tracking_uri": tracking_uri(), "model_uri": f"models:/{name}/{version}"}
-    write_json(Path(reg["out"]) / "decision.json", result)
+    write_json(Path(reg.out) / "decision.json", result)
     return result
 
 
 def promote_only(params: Params, name: str | None = None) -> dict[str, Any]:
     """`r1ranker-promote`: re-decide the current challenger against the champion (no new version)."""
-    from components.registry import PromotionConfig, decision_dict, promote
+    from components.registry import decision_dict, promote
     from components.tracking import configure
 
-    reg = register_settings(params)
-    name = name or reg["name"] or train_config(params).ranker
+    reg = params.register
+    name = name or reg.name or params.train.ranker
     configure()
-    decision = promote(name, PromotionConfig(alpha=reg["alpha"], tolerance=reg["tolerance"]))
+    decision = promote(name, reg)
     return {"name": name, **decision_dict(decision)}
 
 
@@ -353,36 +317,36 @@ def champion_check(params: Params, name: str | None = None) -> dict[str, Any]:
     """Re-evaluate `models:/<name>@champion` on its frozen suite; raise ChampionRegressed on a significant drop."""
     import mlflow
 
-    from components.evaluation import evaluate, ids_hash, load_eval_samples
-    from components.registry import CHAMPION, PromotionRefused, registry_client, evaluation_of, version_by_alias
+    from components.evaluation import evaluate_report, ids_hash, load_eval_samples
+    from components.registry import CHAMPION, PromotionRefused, registry_client, stored_evaluation, version_by_alias
     from components.tracking import configure
 
-    reg = register_settings(params)
-    name = name or reg["name"] or train_config(params).ranker
+    reg = params.register
+    name = name or reg.name or params.train.ranker
     configure()
     version = version_by_alias(registry_client(), name, CHAMPION)
     if version is None:
         raise PromotionRefused(f"model {name!r} has no @{CHAMPION}; run the pipeline (or `r1ranker promote`) first")
-    stored = evaluation_of(version)
+    stored = stored_evaluation(version)
     if stored is None:
         raise PromotionRefused(f"{name} v{version.version} has no stored evaluation to compare against")
-    system = stored["system"]
-    by_task = load_eval_samples(Path(params.prepare.out), list(stored["tasks"]), system.get("split", "test"), system.get("limit"))
+    system = stored.system
+    by_task = load_eval_samples(Path(params.prepare.out), list(stored.tasks), system.get("split", "test"), system.get("limit"))
     for task, samples in by_task.items():
-        if ids_hash(samples) != stored["tasks"][task]["sample_ids_hash"]:
+        if ids_hash(samples) != stored.tasks[task].sample_ids_hash:
             raise DataError(f"{task}: the prepared test samples differ from the champion's frozen suite "
-                            f"(ids hash {ids_hash(samples)} vs {stored['tasks'][task]['sample_ids_hash']}); "
+                            f"(ids hash {ids_hash(samples)} vs {stored.tasks[task].sample_ids_hash}); "
                             "re-prepare with the params it was evaluated on")
     ranker = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model().ranker
-    out = Path(evaluate_settings(params)["out"]) / "champion"
+    out = Path(params.evaluate.out) / "champion"
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp) / "registered.json"
-        reference.write_text(json.dumps(stored))
-        report = evaluate(ranker, by_task, out, {**system, "label": f"{name}@{CHAMPION} (v{version.version})"},
-                          compare=reference)
-    compared = report["compare"]["tasks"]
-    tasks = {task: {k: c.get(k) for k in ("mrr", "other_mrr", "mean_diff", "p_value", "n")} for task, c in compared.items()}
-    found = regressions(compared, reg["alpha"], reg["tolerance"])
+        stored.write(reference)
+        label = f"{name}@{CHAMPION} (v{version.version})"
+        report = evaluate_report(ranker, by_task, out, {**system.to_dict(), "label": label}, compare=reference)
+    compared = report.compare.tasks
+    tasks = {task: {k: getattr(c, k) for k in ("mrr", "other_mrr", "mean_diff", "p_value", "n")} for task, c in compared.items()}
+    found = regressions(compared, reg.alpha, reg.tolerance)
     result = {"name": name, "version": str(version.version), "tasks": tasks, "regressions": found}
     write_json(out / "check.json", result)
     if found:
@@ -390,12 +354,12 @@ def champion_check(params: Params, name: str | None = None) -> dict[str, Any]:
     return result
 
 
-def regressions(compared: dict[str, dict], alpha: float, tolerance: float) -> list[str]:
+def regressions(compared: Mapping[str, TaskComparison], alpha: float, tolerance: float) -> list[str]:
     """Tasks whose MRR fell by more than `tolerance` with a paired test at p < alpha (or that could not be compared)."""
     found = []
     for task, c in compared.items():
-        if "p_value" not in c:
-            found.append(f"{task}: {c.get('error', 'not comparable')}")
-        elif c["mean_diff"] < -tolerance and c["p_value"] < alpha:
-            found.append(f"{task}: MRR {c['mrr']:.4f} vs {c['other_mrr']:.4f} at registration (p = {c['p_value']:.4f})")
+        if c.p_value is None:
+            found.append(f"{task}: {c.error if c.error is not None else 'not comparable'}")
+        elif c.mean_diff < -tolerance and c.p_value < alpha:
+            found.append(f"{task}: MRR {c.mrr:.4f} vs {c.other_mrr:.4f} at registration (p = {c.p_value:.4f})")
     return found

