@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.io import read_samples, write_json  # noqa: E402
 from components.metrics import summarise  # noqa: E402
+from components.report import Metrics  # noqa: E402
 
 TASKS = "router-performance,router-balance,router-cost,rec-movie,rec-music,rec-game"
 
@@ -54,10 +55,10 @@ def main() -> None:
         prior = id_prior(train)
         orders = [sorted((c.id for c in s.candidates), key=lambda cid: -prior.get(cid, 0.0)) for s in test]
         seen = sum(c.id in prior for s in test for c in s.candidates) / max(1, sum(len(s.candidates) for s in test))
-        mrr = summarise(orders, test, args.seed)["mrr"]
-        print(f"{task}: id-prior MRR x 100 {100 * mrr['mean']:.1f} [{100 * mrr['ci95'][0]:.1f}-{100 * mrr['ci95'][1]:.1f}] "
+        mrr = Metrics.from_dict(summarise(orders, test, args.seed)).mrr  # the metrics block of a task's report
+        print(f"{task}: id-prior MRR x 100 {100 * mrr.mean:.1f} [{100 * mrr.ci95[0]:.1f}-{100 * mrr.ci95[1]:.1f}] "
               f"on {len(test)} test samples, {len(train)} train samples; {100 * seen:.0f}% of test candidate ids seen in train")
-        result["tasks"][task] = {"mrr": mrr["mean"], "ci95": mrr["ci95"], "n": len(test), "train": len(train), "seen": seen}
+        result["tasks"][task] = {"mrr": mrr.mean, "ci95": list(mrr.ci95), "n": len(test), "train": len(train), "seen": seen}
     write_json(Path("artifacts/bench/id_prior.json"), result)  # read by bench/results_table.py
 
 

@@ -23,6 +23,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from components.report import EvalReport, SystemInfo  # noqa: E402
+
 TASKS = ["rec-movie", "rec-music", "rec-game", "router-performance", "router-cost", "router-balance",
          "passage-5", "passage-7", "passage-9"]
 SYSTEMS = ["random", "identity", "bm25", "dense", "direct-fast", "iterative-fast", "direct-reasoning", "iterative-reasoning"]
@@ -54,7 +58,7 @@ def llm_setup(eval_dir: Path) -> str:
 
     Older files recorded neither: they ran in fp32, under prompt version 2 or older.
     """
-    systems = [json.loads(p.read_text())["system"] for p in eval_dir.glob("*-*/metrics.json")]
+    systems = [EvalReport.read(p).system for p in eval_dir.glob("*-*/metrics.json")]
     if not systems:
         return "not run yet"
     dtypes = sorted({s.get("dtype", "float32") for s in systems})
@@ -62,23 +66,23 @@ def llm_setup(eval_dir: Path) -> str:
     return f"{', '.join(dtypes)}; prompt version {', '.join(versions)}"
 
 
-def cell(report: dict, task: str) -> str:
-    rep = report["tasks"].get(task)
-    if not rep or "metrics" not in rep:
+def cell(report: EvalReport, task: str) -> str:
+    rep = report.tasks.get(task)
+    if rep is None or rep.metrics is None:
         return "-"
-    m = rep["metrics"]["mrr"]
-    bad = rep["parse"]["invalid_rate"] + rep["parse"]["no_answer_rate"]
+    m = rep.metrics.mrr
+    bad = rep.parse.invalid_rate + rep.parse.no_answer_rate
     flag = f", {100 * bad:.0f}% bad" if bad else ""
-    return f"{100 * m['mean']:.1f} [{100 * m['ci95'][0]:.1f}–{100 * m['ci95'][1]:.1f}] (n={rep['n']}{flag})"
+    return f"{100 * m.mean:.1f} [{100 * m.ci95[0]:.1f}–{100 * m.ci95[1]:.1f}] (n={rep.n}{flag})"
 
 
-def first_answer_line(system: str, report: dict) -> list[str]:
+def first_answer_line(system: str, report: EvalReport) -> list[str]:
     """One bullet per LLM system: each task's most common first answer and its share (older files lack it)."""
-    tops = {t: report["tasks"][t].get("parse", {}).get("first_answer_top") for t in TASKS if t in report["tasks"]}
+    tops = {t: report.tasks[t].first_answer_top for t in TASKS if t in report.tasks}
     tops = {t: v for t, v in tops.items() if v}
     if not tops:
         return []
-    return [f"- {system}: " + ", ".join(f"{t} `{v['label']}` {100 * v['share']:.0f}%" for t, v in tops.items())]
+    return [f"- {system}: " + ", ".join(f"{t} `{v.label}` {100 * v.share:.0f}%" for t, v in tops.items())]
 
 
 def throughput_section(path: Path) -> list[str]:
@@ -125,6 +129,7 @@ def id_prior_section(path: Path) -> list[str]:
 
 
 RUNS_HEADING = "### Every training run"
+HISTORY_HEADING = "## Experiment history"
 
 
 def previous_sections(path: Path) -> dict[str, list[str]]:
@@ -234,15 +239,15 @@ def score_mode_section(bench: Path) -> list[str]:
     """
     from components.evaluation import compare_reports
 
-    score = json.loads((bench / "zeroshot_score" / "metrics.json").read_text())
-    others = {name: json.loads((bench / folder / "metrics.json").read_text())
+    score = EvalReport.read(bench / "zeroshot_score" / "metrics.json")
+    others = {name: EvalReport.read(bench / folder / "metrics.json")
               for name, folder in (("letter fast", "zeroshot_fast"), ("BM25", "bm25"), ("dense", "dense"))
               if (bench / folder / "metrics.json").exists()}
     from components.scorers import DEFAULT_SCORERS
 
-    scorers = score["system"].get("scorers") or DEFAULT_SCORERS  # runs before scorers were recorded used the defaults
+    scorers = score.system.scorers or DEFAULT_SCORERS  # runs before scorers were recorded used the defaults
     lines = [
-        f"SmolLM2-135M-Instruct ({score['system'].get('dtype')}), no training, IRanker in score mode with the default "
+        f"SmolLM2-135M-Instruct ({score.system.dtype}), no training, IRanker in score mode with the default "
         f"scorers ({', '.join(f'{k}: {v}' for k, v in sorted(scorers.items()) if k in ('passage', 'rec', 'router'))}). "
         "Samples: `r1ranker prepare --out artifacts/bench/samples`. Commands: `r1ranker evaluate --ranker iterative "
         "--mode score --samples artifacts/bench/samples -t <tasks> --out artifacts/bench/zeroshot_score`, the same "
@@ -254,20 +259,20 @@ def score_mode_section(bench: Path) -> list[str]:
         "| task | score mode, all test samples | " + " | ".join(f"vs {k}: n, score / {k}, p" for k in others) + " |",
         "|---|---|" + "---|" * len(others),
     ]
-    for task, rep in score["tasks"].items():
-        m = rep["metrics"]["mrr"]
-        cells = [f"{100 * m['mean']:.1f} [{100 * m['ci95'][0]:.1f}–{100 * m['ci95'][1]:.1f}] (n={rep['n']})"]
+    for task, rep in score.tasks.items():
+        m = rep.metrics.mrr
+        cells = [f"{100 * m.mean:.1f} [{100 * m.ci95[0]:.1f}–{100 * m.ci95[1]:.1f}] (n={rep.n})"]
         for name, other in others.items():
-            c = compare_reports({"tasks": {task: rep}}, other)["tasks"][task]
-            cells.append("-" if "p_value" not in c else
-                         f"{c['n']}: {100 * c['mrr']:.1f} / {100 * c['other_mrr']:.1f}, p {c['p_value']:.4f}")
+            c = compare_reports(EvalReport(system=SystemInfo(), tasks={task: rep}), other).tasks[task]
+            cells.append("-" if c.p_value is None else
+                         f"{c.n}: {100 * c.mrr:.1f} / {100 * c.other_mrr:.1f}, p {c.p_value:.4f}")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    if any(t.startswith("router") for t in score["tasks"]) and scorers.get("router") == "pointer":
+    if any(t.startswith("router") for t in score.tasks) and scorers.get("router") == "pointer":
         lines += ["", "Router rows: the pointer head starts at zero, so before training every routed LLM scores the "
                   "same and the ranking is the listing order (the prepared samples' shuffle). They are the untrained "
                   "starting point of the pointer, not a zero-shot skill."]
-    cost = {t: r["cost"]["seconds_per_sample"] for t, r in score["tasks"].items() if r.get("cost")}
-    lines += ["", f"Seconds per sample (2 CPU cores, {score['system'].get('dtype')}; the run shared the cores with "
+    cost = {t: r.cost.seconds_per_sample for t, r in score.tasks.items() if r.cost is not None}
+    lines += ["", f"Seconds per sample (2 CPU cores, {score.system.dtype}; the run shared the cores with "
               "tests part of the time, so these are upper bounds; the throughput section below is measured alone): "
               + ", ".join(f"{t} {v:.2f}" for t, v in cost.items()) + "."]
     return lines
@@ -348,6 +353,8 @@ def main() -> None:
         id_prior_section(prior_json) if prior_json.exists() or not old_prior else ["", *old_prior]))]
     lines += training_runs(sorted(throughput.parent.glob("*/result.json"), key=lambda p: p.stat().st_mtime),
                            previous.get(RUNS_HEADING))
+    # findings of earlier experiments, in prose (the README keeps how things work, this keeps what was learned)
+    lines += ["", *section(HISTORY_HEADING, False, lambda: ["Nothing recorded yet."])]
     from components.io import write_text
 
     write_text(Path(args.out), "\n".join(lines) + "\n")  # temp file + rename: never a half-written RESULTS.md
@@ -381,7 +388,7 @@ def main_table(eval_dir: Path) -> list[str]:
     for system in SYSTEMS:
         path = eval_dir / system / "metrics.json"
         if path.exists():
-            report = json.loads(path.read_text())
+            report = EvalReport.read(path)
             lines.append(f"| {system} | " + " | ".join(cell(report, t) for t in TASKS) + " |")
             biases += first_answer_line(system, report)
         else:

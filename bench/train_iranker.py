@@ -36,11 +36,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.config import load_params  # noqa: E402
-from components.evaluation import evaluate, load_eval_samples  # noqa: E402
+from components.evaluation import evaluate_report, load_eval_samples  # noqa: E402
 from components.io import write_json  # noqa: E402
 from components.pipeline import write_curves  # noqa: E402
-from components.prompts import LABEL_POSITIONS, prompt_config  # noqa: E402
+from components.prompts import LABEL_POSITIONS  # noqa: E402
 from components.rankers import LLMRankerConfig, build_ranker  # noqa: E402
+from components.report import EvalReport  # noqa: E402
 from components.training import build_train_config, train  # noqa: E402
 
 TRAIN_TASKS = "passage-5,rec-movie,router-performance"
@@ -48,20 +49,25 @@ ALL_TASKS = ("passage-5,passage-7,passage-9,rec-movie,rec-music,rec-game,"
              "router-performance,router-balance,router-cost")
 
 
-def _evaluate(job: dict) -> dict:
+def _timed(report: EvalReport, seconds: float) -> EvalReport:
+    """The report with the seconds its evaluation took (`eval_seconds`, kept in the file where it is written)."""
+    return dataclasses.replace(report, extra={**report.extra, "eval_seconds": seconds})
+
+
+def _evaluate(job: dict) -> EvalReport:
     """One fast-IRanker evaluation (run in its own process), with the seconds it took."""
     by_task = load_eval_samples(Path(job["samples"]), job["tasks"], "test", job["limit"])
     llm = LLMRankerConfig(mode=job["mode"], batch_size=8, prompt=job["prompt"], seed=job["seed"])
     ranker = build_ranker("iterative", model=job["model"], config=llm, dtype=job["dtype"], seed=job["seed"])
     started = time.perf_counter()
-    report = evaluate(ranker, by_task, job["out"],
-                      {"label": f"iterative-{job['mode']} ({job['label']})", "ranker": "iterative", "mode": job["mode"],
-                       "model": job["model"], "split": "test", "limit": job["limit"],
-                       "max_prompt_tokens": job["prompt"].max_prompt_tokens, "stable_labels": job["prompt"].stable_labels,
-                       "label_position": job["prompt"].label_position},
-                      compare=job["compare"], seed=job["seed"])
-    report["eval_seconds"] = time.perf_counter() - started
-    return report
+    report = evaluate_report(
+        ranker, by_task, job["out"],
+        {"label": f"iterative-{job['mode']} ({job['label']})", "ranker": "iterative", "mode": job["mode"],
+         "model": job["model"], "split": "test", "limit": job["limit"],
+         "max_prompt_tokens": job["prompt"].max_prompt_tokens, "stable_labels": job["prompt"].stable_labels,
+         "label_position": job["prompt"].label_position},
+        compare=job["compare"], seed=job["seed"])
+    return _timed(report, time.perf_counter() - started)
 
 
 def _mean_gap(health: list[dict]) -> float | None:
@@ -78,23 +84,23 @@ def _held_out(health: list[dict]) -> dict | None:
             "first": gains(checks[0]), "last": gains(checks[-1])}
 
 
-def _reusable_base(path: Path, args) -> dict | None:
+def _reusable_base(path: Path, args) -> EvalReport | None:
     """The base model's earlier evaluation, when it measured what this run would (it does not depend on training)."""
     from components.prompts import PROMPT_VERSION
 
     if not path.exists():
         return None
-    report = json.loads(path.read_text())
-    system = report.get("system", {})
-    same = (system.get("model") == args.model and system.get("limit") == args.eval_limit
-            and system.get("prompt_version") == PROMPT_VERSION and set(args.eval_tasks.split(",")) <= set(report["tasks"])
+    report = EvalReport.read(path)
+    system = report.system
+    same = (system.model == args.model and system.limit == args.eval_limit
+            and system.prompt_version == PROMPT_VERSION and set(args.eval_tasks.split(",")) <= set(report.tasks)
             and system.get("max_prompt_tokens", args.max_prompt_tokens) == args.max_prompt_tokens  # older files lack it
             and system.get("stable_labels", False) == args.stable_labels
             and system.get("label_position", "before") == args.label_position)
     if not same:
         print(f"not reusing {path}: it was run with other settings ({ {k: system.get(k) for k in ('model', 'limit', 'prompt_version', 'max_prompt_tokens', 'stable_labels', 'label_position')} })")
         return None
-    return {**report, "tasks": {t: report["tasks"][t] for t in args.eval_tasks.split(",")}}
+    return dataclasses.replace(report, tasks={t: report.tasks[t] for t in args.eval_tasks.split(",")})
 
 
 def main() -> None:
@@ -142,14 +148,14 @@ def main() -> None:
 
     params = load_params("params.yaml")
     out = Path(args.out)
-    prompt = dataclasses.replace(prompt_config(params.extra.get("prompts")), max_prompt_tokens=args.max_prompt_tokens)
+    prompt = dataclasses.replace(params.prompts, max_prompt_tokens=args.max_prompt_tokens)
     if args.stable_labels is not None:
         prompt = dataclasses.replace(prompt, stable_labels=args.stable_labels)
     if args.label_position is not None:
         prompt = dataclasses.replace(prompt, label_position=args.label_position)
     args.stable_labels, args.label_position = prompt.stable_labels, prompt.label_position  # recorded as used
     cfg = build_train_config(
-        params.section("train"), prompt, params.extra.get("rewards"), algo="expected-reward", ranker="iranker",
+        params.section("train"), prompt, params.rewards, algo="expected-reward", ranker="iranker",
         mode=args.mode, score_tau=args.score_tau,
         model=args.model, tasks=tuple(args.tasks.split(",")), samples=args.samples, output_dir=str(out / "train"),
         max_steps=args.max_steps, max_seconds=60 * args.budget_minutes, batch_size=args.batch_size,
@@ -178,19 +184,19 @@ def main() -> None:
     base = _reusable_base(out / "eval-base" / "metrics.json", args) if args.reuse_base else None
     if base is not None:
         print(f"reusing {out / 'eval-base'} (same model, tasks, limit and prompt settings)")
-        reports["base"] = {**base, "eval_seconds": base["wall_seconds"]}
-    given = json.loads(Path(args.base_from).read_text()) if args.base_from else None
+        reports["base"] = _timed(base, base.wall_seconds)
+    given = EvalReport.read(Path(args.base_from)) if args.base_from else None
     eval_tasks = args.eval_tasks.split(",")
     for label, model in (("base", args.model), ("trained", str(out / "train" / "final"))):
         if label in reports:
             continue
         compare = out / "eval-base" / "metrics.json" if label == "trained" else None
-        tasks_to_run = [t for t in eval_tasks if label != "base" or given is None or t not in given["tasks"]]
-        if label == "base" and given is not None and given.get("system", {}).get("mode") != args.mode:
-            raise SystemExit(f"--base-from {args.base_from} was evaluated in mode {given['system'].get('mode')!r}, not {args.mode!r}")
+        tasks_to_run = [t for t in eval_tasks if label != "base" or given is None or t not in given.tasks]
+        if label == "base" and given is not None and given.system.mode != args.mode:
+            raise SystemExit(f"--base-from {args.base_from} was evaluated in mode {given.system.mode!r}, not {args.mode!r}")
         if not tasks_to_run:  # every base task comes from --base-from
-            write_json(out / "eval-base" / "metrics.json", given)
-            reports[label] = {**given, "eval_seconds": 0.0}
+            write_json(out / "eval-base" / "metrics.json", given.to_dict())  # the bench's own writer, as before
+            reports[label] = _timed(given, 0.0)
             continue
         job = dict(label=label, model=model, samples=args.samples, tasks=tasks_to_run, mode=args.mode,
                    limit=args.eval_limit, prompt=prompt, dtype=args.eval_dtype, seed=cfg.seed,
@@ -201,22 +207,22 @@ def main() -> None:
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             reports[label] = pool.submit(_evaluate, job).result()
         if label == "base" and given is not None:  # the given tasks beside the ones run now, in one file
-            reports[label]["tasks"] = {**{t: given["tasks"][t] for t in eval_tasks if t in given["tasks"]},
-                                       **reports[label]["tasks"]}
-            write_json(out / "eval-base" / "metrics.json", reports[label])
+            reports[label] = dataclasses.replace(reports[label], tasks={
+                **{t: given.tasks[t] for t in eval_tasks if t in given.tasks}, **reports[label].tasks})
+            write_json(out / "eval-base" / "metrics.json", reports[label].to_dict())
     by_task = {t: None for t in eval_tasks}
 
     tasks = {}
     for task in by_task:
-        b, t = reports["base"]["tasks"][task], reports["trained"]["tasks"][task]
-        c = reports["trained"]["compare"]["tasks"][task]
+        b, t = reports["base"].tasks[task], reports["trained"].tasks[task]
+        c = reports["trained"].compare.tasks[task]
         # means on the samples both ranked (the base may come from a larger --base-from run)
-        tasks[task] = {"n": c["n"], "base_mrr": c["other_mrr"], "base_ci95": b["metrics"]["mrr"]["ci95"],
-                       "trained_mrr": c["mrr"], "trained_ci95": t["metrics"]["mrr"]["ci95"],
-                       "diff": c["mean_diff"], "p_value": c["p_value"],
+        tasks[task] = {"n": c.n, "base_mrr": c.other_mrr, "base_ci95": list(b.metrics.mrr.ci95),
+                       "trained_mrr": c.mrr, "trained_ci95": list(t.metrics.mrr.ci95),
+                       "diff": c.mean_diff, "p_value": c.p_value,
                        # the label named first most often and its share: near 1 is a position bias, not a ranking
-                       "base_first": b.get("parse", {}).get("first_answer_top"),
-                       "trained_first": t.get("parse", {}).get("first_answer_top")}
+                       "base_first": b.first_answer_top and b.first_answer_top.to_dict(),
+                       "trained_first": t.first_answer_top and t.first_answer_top.to_dict()}
     result = {
         "command": "python " + " ".join(sys.argv),
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
@@ -236,11 +242,11 @@ def main() -> None:
         "greedy_gain_first10": _mean_gap(health[:10]), "greedy_gain_last10": _mean_gap(health[-10:]),
         # the argmax pick's gain over uniform on held-out train groups, at the first and the last check
         "held_out": _held_out(health),
-        "eval_seconds": {k: r["eval_seconds"] for k, r in reports.items()},
+        "eval_seconds": {k: r.extra["eval_seconds"] for k, r in reports.items()},
         "tasks": tasks,
         "curve": str(out / "train" / "reward_curve.png"),
     }
-    result["settings"]["eval_dtype"] = reports["base"]["system"].get("dtype", args.eval_dtype)  # what auto picked
+    result["settings"]["eval_dtype"] = reports["base"].system.get("dtype", args.eval_dtype)  # what auto picked
     write_json(Path("artifacts/bench/train_iranker.json"), result)  # the latest run: docs/RESULTS.md's main table
     write_json(out / "result.json", result)  # every run: RESULTS.md's table of training runs
     for task, r in tasks.items():

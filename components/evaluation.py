@@ -9,12 +9,14 @@ folder swapped in atomically (a crash never leaves partial files):
   per-sample MRR (for paired tests), and the paired test against `--compare`;
 - `rankings.jsonl`: every ranking with its full trace (reasoning text included);
 - `mrr_by_task.png`: MRR per task with CI bars, beside the compared system.
+
+`metrics.json` is written and read through `components.report.EvalReport` (its layout is documented there).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -24,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from components.io import DataError, atomic_dir, dumps_line, load_json, read_sample_folder
+from components.io import DataError, atomic_dir, dumps_line, read_sample_folder
 from components.metrics import paired_test, per_sample_metrics, summarise
+from components.report import Comparison, Cost, EvalReport, Metrics, Parse, SystemInfo, TaskComparison, TaskReport
 from components.schema import Ranking, RankingSample
 
 log = logging.getLogger(__name__)
@@ -108,64 +111,64 @@ def _cost(rankings: Sequence[Ranking]) -> dict[str, float]:
     }
 
 
-def task_report(samples: Sequence[RankingSample], rankings: Sequence[Ranking], seed: int = 0) -> dict[str, Any]:
+def measure_task(samples: Sequence[RankingSample], rankings: Sequence[Ranking], seed: int = 0) -> TaskReport:
+    """One task's block of metrics.json: counts and skips, and metrics, per-sample MRR, rates and cost when any was ranked."""
     done = [(s, r) for s, r in zip(samples, rankings) if r.skipped is None]
     skipped = Counter(r.skipped.split(":")[0] for r in rankings if r.skipped)
-    report: dict[str, Any] = {
-        "n": len(done),
-        "n_skipped": sum(skipped.values()),
-        "skipped_reasons": dict(skipped),
-        "sample_ids_hash": ids_hash(samples),
-    }
-    if done:
-        ok_samples, ok_rankings = [s for s, _ in done], [r for _, r in done]
-        orders = [list(r.order) for r in ok_rankings]
-        values = per_sample_metrics(orders, [s.relevance for s in ok_samples])
-        report["metrics"] = summarise(orders, ok_samples, seed, values)
-        report["per_sample_mrr"] = {s.sample_id: float(v) for s, v in zip(ok_samples, values["mrr"])}
-        report["parse"] = _rates(ok_rankings)
-        report["cost"] = _cost(ok_rankings)
-    return report
+    counts = dict(n=len(done), n_skipped=sum(skipped.values()), skipped_reasons=dict(skipped),
+                  sample_ids_hash=ids_hash(samples))
+    if not done:
+        return TaskReport(**counts)
+    ok_samples, ok_rankings = [s for s, _ in done], [r for _, r in done]
+    orders = [list(r.order) for r in ok_rankings]
+    values = per_sample_metrics(orders, [s.relevance for s in ok_samples])
+    return TaskReport(
+        **counts, metrics=Metrics.from_dict(summarise(orders, ok_samples, seed, values)),
+        per_sample_mrr={s.sample_id: float(v) for s, v in zip(ok_samples, values["mrr"])},
+        parse=Parse.from_dict(_rates(ok_rankings)), cost=Cost.from_dict(_cost(ok_rankings)))
 
 
-def compare_reports(ours: dict, theirs: dict) -> dict[str, Any]:
+
+
+def compare_reports(ours: EvalReport, theirs: EvalReport) -> Comparison:
     """Paired permutation test of per-sample MRR on the samples both runs ranked."""
     out = {}
-    for task, mine in ours["tasks"].items():
-        other = theirs.get("tasks", {}).get(task)
-        if not other or "per_sample_mrr" not in other or "per_sample_mrr" not in mine:
-            out[task] = {"error": "task missing from the compared run"}
+    for task, mine in ours.tasks.items():
+        other = theirs.tasks.get(task)
+        if other is None or other.per_sample_mrr is None or mine.per_sample_mrr is None:
+            out[task] = TaskComparison(error="task missing from the compared run")
             continue
-        common = sorted(set(mine["per_sample_mrr"]) & set(other["per_sample_mrr"]))
+        common = sorted(set(mine.per_sample_mrr) & set(other.per_sample_mrr))
         if not common:
-            out[task] = {"error": "no common samples"}
+            out[task] = TaskComparison(error="no common samples")
             continue
-        a = [mine["per_sample_mrr"][i] for i in common]
-        b = [other["per_sample_mrr"][i] for i in common]
-        out[task] = {**paired_test(a, b), "same_suite": mine["sample_ids_hash"] == other["sample_ids_hash"],
-                     "other_mrr": float(np.mean(b)), "mrr": float(np.mean(a))}
-    return {"system": theirs.get("system", {}), "tasks": out}
+        a = [mine.per_sample_mrr[i] for i in common]
+        b = [other.per_sample_mrr[i] for i in common]
+        out[task] = TaskComparison(**paired_test(a, b), same_suite=mine.sample_ids_hash == other.sample_ids_hash,
+                                   other_mrr=float(np.mean(b)), mrr=float(np.mean(a)))
+    return Comparison(system=theirs.system.to_dict(), tasks=out)
 
 
-def plot_mrr(path: Path, reports: Sequence[dict]) -> None:
+def plot_mrr(path: Path, reports: Sequence[EvalReport]) -> None:
     """Grouped bars of MRR per task, one colour per system, 95% CI as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = list(reports[0]["tasks"])
+    tasks = list(reports[0].tasks)
     width = 0.8 / len(reports)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tasks) + 2), 4))
     for k, rep in enumerate(reports):
         means, errs = [], [[], []]
         for t in tasks:
-            m = rep["tasks"].get(t, {}).get("metrics", {}).get("mrr", {"mean": 0.0, "ci95": [0.0, 0.0]})
-            means.append(m["mean"])
-            errs[0].append(max(m["mean"] - m["ci95"][0], 0))
-            errs[1].append(max(m["ci95"][1] - m["mean"], 0))
+            task = rep.tasks.get(t)
+            mean, (lo, hi) = (task.metrics.mrr.mean, task.metrics.mrr.ci95) if task and task.metrics else (0.0, (0.0, 0.0))
+            means.append(mean)
+            errs[0].append(max(mean - lo, 0))
+            errs[1].append(max(hi - mean, 0))
         xs = np.arange(len(tasks)) + (k - (len(reports) - 1) / 2) * width
-        ax.bar(xs, means, width, yerr=errs, capsize=3, label=rep["system"].get("label", f"system {k}"))
+        ax.bar(xs, means, width, yerr=errs, capsize=3, label=rep.system.get("label", f"system {k}"))
     ax.set_xticks(np.arange(len(tasks)), tasks, rotation=30, ha="right")
     ax.set_ylabel("MRR (95% CI)")
     ax.set_ylim(0, 1)
@@ -176,12 +179,12 @@ def plot_mrr(path: Path, reports: Sequence[dict]) -> None:
     plt.close(fig)
 
 
-def evaluate(ranker, samples_by_task: dict[str, list[RankingSample]], out_dir: Path, system: dict[str, Any],
-             compare: Path | None = None, seed: int = 0, show_progress: bool = True) -> dict[str, Any]:
+def evaluate_report(ranker, samples_by_task: dict[str, list[RankingSample]], out_dir: Path, system: dict[str, Any],
+                    compare: Path | None = None, seed: int = 0, show_progress: bool = True) -> EvalReport:
     """Rank every task's samples, then write metrics.json, rankings.jsonl and the plot atomically."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    other = load_json(compare) if compare else None  # fail before any model work if it is unreadable
+    other = EvalReport.read(compare) if compare else None  # fail before any model work if it is unreadable
     backend = getattr(ranker, "backend", None)
     if backend is not None:  # the precision behind the numbers: auto picks bf16 on some CPUs
         from components.prompts import PROMPT_VERSION
@@ -192,7 +195,7 @@ def evaluate(ranker, samples_by_task: dict[str, list[RankingSample]], out_dir: P
     # what was evaluated, exactly: `register` accepts this evaluation only for the model it names
     system = {**system, "identity": getattr(ranker, "identity", None) or {"ranker": ranker.name}}
     total = sum(len(v) for v in samples_by_task.values())
-    report: dict[str, Any] = {"system": system, "tasks": {}}
+    tasks: dict[str, TaskReport] = {}
     all_rankings: list[tuple[str, Ranking]] = []
     started = time.perf_counter()
     calls = 0
@@ -211,16 +214,18 @@ def evaluate(ranker, samples_by_task: dict[str, list[RankingSample]], out_dir: P
                 progress.update(bar, advance=n_finished, rate=calls / max(time.perf_counter() - started, 1e-9))
 
             rankings = ranker.rank(samples, progress=on_progress)
-            report["tasks"][task] = task_report(samples, rankings, seed)
+            tasks[task] = measure_task(samples, rankings, seed)
             all_rankings.extend((task, r) for r in rankings)
-    report["wall_seconds"] = time.perf_counter() - started
+    report = EvalReport(system=SystemInfo(system), tasks=tasks, wall_seconds=time.perf_counter() - started)
     if other is not None:
-        report["compare"] = compare_reports(report, other)
+        report = dataclasses.replace(report, compare=compare_reports(report, other))
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         with open(tmp / "rankings.jsonl", "w", encoding="utf-8") as fh:
             for task, r in all_rankings:
                 fh.write(dumps_line({"task": task, **r.to_dict()}))
-        (tmp / "metrics.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        report.write(tmp / "metrics.json")
         plot_mrr(tmp / "mrr_by_task.png", [report] + ([other] if other else []))
     return report
+
+

@@ -39,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from components.config import RegisterConfig
 from components.metrics import paired_test
+from components.report import EvalReport
 from components.tracking import with_retries
 
 log = logging.getLogger(__name__)
@@ -58,16 +60,8 @@ class EvaluationMismatch(PromotionRefused):
     """The evaluation given to `register` is of another model, prompt, ranker, mode or scorer."""
 
 
-@dataclass(frozen=True)
-class PromotionConfig:
-    alpha: float = 0.05
-    tolerance: float = 0.02  # largest allowed MRR drop on any single task
-
-    def __post_init__(self) -> None:
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
-        if self.tolerance < 0:
-            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+# The promotion rule's numbers (alpha, tolerance) are the register section's: one definition, one check.
+PromotionConfig = RegisterConfig
 
 
 @dataclass(frozen=True)
@@ -85,39 +79,36 @@ class Decision:
         return {f"promotion.{k}": str(v) for k, v in asdict(self).items()}
 
 
-def _mrr(task: dict) -> float:
-    return float(task["metrics"]["mrr"]["mean"])
-
-
-def check_complete(report: dict | None, reference: dict | None, who: str, reference_name: str = "the champion") -> None:
+def check_complete(report: EvalReport | None, reference: EvalReport | None, who: str,
+                   reference_name: str = "the champion") -> None:
     """Refuse an evaluation with skips or missing metrics, or one of another suite than `reference`'s."""
     if report is None:
         raise PromotionRefused(f"{who} has no evaluation ({EVAL_ARTIFACT} missing in its run)")
-    tasks = report.get("tasks") or {}
+    tasks = report.tasks
     if not tasks:
         raise PromotionRefused(f"{who}'s evaluation has no tasks")
     for name, task in tasks.items():
-        if task.get("n_skipped") or "metrics" not in task or "per_sample_mrr" not in task:
+        if not task.complete:
             raise PromotionRefused(f"{who}'s evaluation of {name} is incomplete "
-                                   f"({task.get('n_skipped', '?')} skipped, metrics present: {'metrics' in task})")
+                                   f"({task.n_skipped} skipped, metrics present: {task.metrics is not None})")
     if reference is not None:
-        missing = sorted(set(reference["tasks"]) - set(tasks))
+        missing = sorted(set(reference.tasks) - set(tasks))
         if missing:
             raise PromotionRefused(f"{who}'s evaluation lacks task(s) {missing} of the frozen suite")
-        for name, ref in reference["tasks"].items():
-            if tasks[name]["sample_ids_hash"] != ref["sample_ids_hash"]:
+        for name, ref in reference.tasks.items():
+            if tasks[name].sample_ids_hash != ref.sample_ids_hash:
                 raise PromotionRefused(f"{who} was evaluated on other {name} samples than {reference_name} "
-                                       f"(ids hash {tasks[name]['sample_ids_hash']} vs {ref['sample_ids_hash']})")
+                                       f"(ids hash {tasks[name].sample_ids_hash} vs {ref.sample_ids_hash})")
 
 
-def worse_than_base(challenger: dict, base: dict, alpha: float) -> str | None:
+def worse_than_base(challenger: EvalReport, base: EvalReport, alpha: float) -> str | None:
     """The first task on which the challenger ranks significantly worse than the untrained base, as a reason."""
     check_complete(base, challenger, "the untrained base", "the challenger")
-    for task, mine in sorted(challenger["tasks"].items()):
-        theirs = base["tasks"][task]
-        ids = sorted(mine["per_sample_mrr"])
-        a = [mine["per_sample_mrr"][i] for i in ids]
-        b = [theirs["per_sample_mrr"][i] for i in ids]
+    for task, mine in sorted(challenger.tasks.items()):
+        theirs = base.tasks[task]
+        ids = sorted(mine.per_sample_mrr)
+        a = [mine.per_sample_mrr[i] for i in ids]
+        b = [theirs.per_sample_mrr[i] for i in ids]
         test = paired_test(a, b)
         if test["mean_diff"] < 0 and test["p_value"] < alpha:
             return (f"{task}: MRR {np.mean(a):.4f} is significantly below the untrained base's {np.mean(b):.4f} "
@@ -125,12 +116,13 @@ def worse_than_base(challenger: dict, base: dict, alpha: float) -> str | None:
     return None
 
 
-def decide(challenger: dict, champion: dict | None, cfg: PromotionConfig, challenger_version: str = "?",
-           champion_version: str | None = None, base: dict | None = None) -> Decision:
+def decide(challenger: EvalReport | None, champion: EvalReport | None, cfg: PromotionConfig,
+           challenger_version: str = "?", champion_version: str | None = None,
+           base: EvalReport | None = None) -> Decision:
     """The promotion decision from evaluation reports (metrics.json): challenger, champion and untrained base."""
     check_complete(challenger, champion, f"challenger v{challenger_version}")
-    ch_tasks = challenger["tasks"]
-    ch_mean = float(np.mean([_mrr(t) for t in ch_tasks.values()]))
+    ch_tasks = challenger.tasks
+    ch_mean = float(np.mean([t.mrr for t in ch_tasks.values()]))
     if base is not None:
         worse = worse_than_base(challenger, base, cfg.alpha)
         if worse:
@@ -139,16 +131,16 @@ def decide(challenger: dict, champion: dict | None, cfg: PromotionConfig, challe
                  else "no base evaluation registered: base rule not applied")
     if champion is None:
         return Decision(True, f"first version: no champion yet; {base_note}", challenger_version, None, ch_mean)
-    tasks = sorted(champion["tasks"])
-    ch_mean = float(np.mean([_mrr(ch_tasks[t]) for t in tasks]))
-    cp_mean = float(np.mean([_mrr(champion["tasks"][t]) for t in tasks]))
+    tasks = sorted(champion.tasks)
+    ch_mean = float(np.mean([challenger.mrr(t) for t in tasks]))
+    cp_mean = float(np.mean([champion.mrr(t) for t in tasks]))
     a, b = [], []
     for t in tasks:
-        ids = sorted(champion["tasks"][t]["per_sample_mrr"])
-        a += [ch_tasks[t]["per_sample_mrr"][i] for i in ids]
-        b += [champion["tasks"][t]["per_sample_mrr"][i] for i in ids]
+        ids = sorted(champion.tasks[t].per_sample_mrr)
+        a += [ch_tasks[t].per_sample_mrr[i] for i in ids]
+        b += [champion.tasks[t].per_sample_mrr[i] for i in ids]
     p = paired_test(a, b)["p_value"]
-    drops = {t: _mrr(champion["tasks"][t]) - _mrr(ch_tasks[t]) for t in tasks}
+    drops = {t: champion.mrr(t) - challenger.mrr(t) for t in tasks}
     worst_task, worst = max(drops.items(), key=lambda kv: kv[1])
     common = dict(challenger=challenger_version, champion=champion_version, challenger_mrr=ch_mean,
                   champion_mrr=cp_mean, p_value=p, worst_task_drop=worst)
@@ -179,7 +171,8 @@ def version_by_alias(client, name: str, alias: str):
         raise
 
 
-def evaluation_of(version, artifact: str = EVAL_ARTIFACT) -> dict | None:
+def stored_evaluation(version, artifact: str = EVAL_ARTIFACT) -> EvalReport | None:
+    """The evaluation logged with a model version (None when there is none); a malformed one names the artifact."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -189,7 +182,7 @@ def evaluation_of(version, artifact: str = EVAL_ARTIFACT) -> dict | None:
                 run_id=version.run_id, artifact_path=artifact, dst_path=tmp), f"download {artifact} of v{version.version}")
         except (MlflowException, OSError):
             return None  # no evaluation logged with this version (connection failures raise TrackingError)
-        return json.loads(Path(path).read_text())
+        return EvalReport.from_dict(json.loads(Path(path).read_text()), f"{artifact} of v{version.version}")
 
 
 @dataclass(frozen=True)
@@ -203,18 +196,18 @@ class RegistrationPlan:
     identity: dict
 
 
-def _load_report(folder: Path | None, who: str) -> dict | None:
+def _load_report(folder: Path | None, who: str) -> EvalReport | None:
     if folder is None:
         return None
     path = Path(folder) / "metrics.json"
     if not path.exists():
         raise PromotionRefused(f"{who} has no evaluation ({path} is missing); run `r1ranker evaluate --out {folder}` first")
-    return json.loads(path.read_text())
+    return EvalReport.read(path)
 
 
-def check_evaluation_of(report: dict, identity: dict, model_spec: str, eval_dir: Path) -> None:
+def check_evaluation_of(report: EvalReport, identity: dict, model_spec: str, eval_dir: Path) -> None:
     """Refuse an evaluation that is not of the model being registered, naming both."""
-    recorded = (report.get("system") or {}).get("identity")
+    recorded = report.identity
     if not recorded:
         raise EvaluationMismatch(f"{eval_dir}/metrics.json records no model identity (written before identities were "
                                  f"recorded, or by a baseline): evaluate {model_spec} again and register that")
@@ -239,7 +232,7 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
 
     report = _load_report(Path(eval_dir), f"model {model_spec}")
     check_complete(report, None, f"model {model_spec}")
-    recorded = (report.get("system") or {}).get("identity") or {}
+    recorded = report.identity or {}
     saved = saved_ranker_config(model_spec)
     if saved is not None:
         check_against_saved(saved, model_spec, mode, scorers, ranker)
@@ -313,9 +306,9 @@ def promote(name: str, cfg: PromotionConfig = PromotionConfig()) -> Decision:
     champion = version_by_alias(client, name, CHAMPION)
     if champion is not None and champion.version == challenger.version:
         return Decision(True, f"v{challenger.version} is already the champion", str(challenger.version), str(champion.version))
-    ch_report = evaluation_of(challenger)
-    base_report = evaluation_of(challenger, BASE_ARTIFACT)
-    cp_report = evaluation_of(champion) if champion is not None else None
+    ch_report = stored_evaluation(challenger)
+    base_report = stored_evaluation(challenger, BASE_ARTIFACT)
+    cp_report = stored_evaluation(champion) if champion is not None else None
     if champion is not None and cp_report is None:
         raise PromotionRefused(f"champion v{champion.version} has no evaluation to compare against")
     decision = decide(ch_report, cp_report, cfg, str(challenger.version), str(champion.version) if champion else None,

@@ -14,10 +14,10 @@ with a message that says the local outputs were kept and where.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import platform
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from components.report import EvalReport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -180,18 +182,17 @@ def stage_run(stage: str, config: dict[str, Any] | None = None, root: Path = Pat
         with_retries(lambda: mlflow.end_run(), f"close the {stage} run")
 
 
-def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
+def flat_metrics(report: EvalReport) -> dict[str, float]:
     """`metrics.json` as flat MLflow metrics: `<task>.<metric>` means, rates and costs."""
     out = {}
-    for task, rep in report.get("tasks", {}).items():
-        for name, value in (rep.get("metrics") or {}).items():
-            if isinstance(value, dict) and "mean" in value:
-                out[f"{task}.{name.replace('@', '_at_')}"] = value["mean"]
-        for group in ("parse", "cost"):
-            for name, value in (rep.get(group) or {}).items():
+    for task, rep in report.tasks.items():
+        for name, value in (rep.metrics.values.items() if rep.metrics else ()):
+            out[f"{task}.{name.replace('@', '_at_')}"] = value.mean
+        for group in (rep.parse, rep.cost):  # every number in the block, as written
+            for name, value in (group.to_dict().items() if group else ()):
                 if isinstance(value, (int, float)):
                     out[f"{task}.{name}"] = float(value)
-        out[f"{task}.n_skipped"] = float(rep.get("n_skipped", 0))
+        out[f"{task}.n_skipped"] = float(rep.n_skipped)
     mrrs = [v for k, v in out.items() if k.endswith(".mrr")]
     if mrrs:
         out["mean_mrr"] = sum(mrrs) / len(mrrs)
@@ -203,8 +204,18 @@ def log_evaluation(eval_dir: Path) -> dict[str, float]:
     import mlflow
 
     eval_dir = Path(eval_dir)
-    report = json.loads((eval_dir / "metrics.json").read_text())
-    metrics = flat_metrics(report)
+    metrics = flat_metrics(EvalReport.read(eval_dir / "metrics.json"))
     with_retries(lambda: mlflow.log_metrics(metrics), "log evaluation metrics", keep=str(eval_dir))
     with_retries(lambda: mlflow.log_artifacts(str(eval_dir), "evaluation"), "upload the evaluation", keep=str(eval_dir))
     return metrics
+
+
+def log_training_metrics(metrics: dict[str, float], step: int) -> None:
+    """A training step's metrics into the active MLflow run, if any (training itself never needs MLflow)."""
+    try:
+        import mlflow
+    except ImportError:  # pragma: no cover
+        return
+    if mlflow.active_run() is not None:
+        clean = {re.sub(r"[^A-Za-z0-9_./ -]", "_", k): v for k, v in metrics.items()}
+        mlflow.log_metrics(clean, step=step)

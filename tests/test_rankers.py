@@ -172,10 +172,10 @@ def test_bm25_and_dense_beat_random_on_dl19(p5):
 
 
 def test_random_ranker_is_within_its_ci_of_chance(p5):
-    from components.evaluation import task_report
+    from components.evaluation import measure_task
 
-    report = task_report(p5, build_ranker("random", seed=0).rank(p5))
-    lo, hi = report["metrics"]["mrr"]["ci95"]
+    report = measure_task(p5, build_ranker("random", seed=0).rank(p5))
+    lo, hi = report.metrics.mrr.ci95
     chance = sum(1 / k for k in range(1, 6)) / 5
     assert lo <= chance <= hi
 

