@@ -10,6 +10,9 @@ contract raises an MlflowException naming the row and the field, which
 
 At load time the template hash is recomputed from the packaged tokenizer: a
 model is only ever served with the prompt it was trained and evaluated with.
+
+`rank_samples` is the consumer's side (`r1ranker rank`): load a registered
+model by URI and rank contract samples with it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import mlflow.pyfunc
 
-from components.schema import MAX_CANDIDATES, SCENARIOS, SampleError
+from components.schema import MAX_CANDIDATES, SCENARIOS, RankingSample, SampleError
 
 LABEL_SCHEME = "letters"
 
@@ -156,3 +159,25 @@ def input_example() -> Any:
 
 def describe(cfg: dict) -> str:
     return json.dumps({k: cfg[k] for k in ("ranker", "mode", "template_hash", "label_scheme")})
+
+
+def rank_samples(model_uri: str, samples: list[RankingSample], mode: str | None = None,
+                 scorers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Rank samples with a registered model, as a consuming service does: per sample, candidate ids best first.
+
+    The model always ranks in its own mode with its own scorers; `mode` and `scorers` assert them, and a
+    different value raises SavedConfigMismatch naming the registered one.
+    """
+    import pandas as pd
+
+    from components.rankers import check_against_saved
+    from components.tracking import configure
+
+    configure()
+    pyfunc = mlflow.pyfunc.load_model(model_uri)
+    check_against_saved(pyfunc.unwrap_python_model().cfg, model_uri, mode, scorers)
+    frame = pd.DataFrame([{"query": s.query, "candidates": [c.text for c in s.candidates], "scenario": s.scenario}
+                          for s in samples])
+    result = pyfunc.predict(frame)
+    return [{"sample_id": s.sample_id, "ranking": [s.candidates[i].id for i in r], "reasoning": why}
+            for s, r, why in zip(samples, result["ranking"], result["reasoning"])]

@@ -1,0 +1,141 @@
+"""The `r1ranker` Typer app and what every command shares.
+
+The options several commands take, the known errors turned into a message and
+exit code 1 (`user_errors`), and the start every command makes (`command`):
+logging when it has `--verbose`, the error handling, and its configuration
+(params.yaml, a profile, `--set` overrides). The configuration is loaded on
+first use, inside the error handling, so a command checks its own flags (an
+unknown ranker or stage) before it reads the file, as it always has.
+
+Components are imported inside functions: `r1ranker --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+
+from components.cli.views import err_console
+
+if TYPE_CHECKING:
+    from components.config import Params
+    from components.prompts import PromptConfig
+
+app = typer.Typer(
+    help="R1-Ranker: LLM rankers (DRanker, IRanker) trained with RL, as an MLOps workflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="The configuration file (DVC params).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="A profile in params.yaml (demo, tiny) merged over it.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: --set train.max_steps=2 (repeatable).")]
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the project's known errors into a one-paragraph message and exit code 1."""
+    from components.config import ConfigError
+    from components.datasets import UnknownTaskError
+    from components.io import DataError
+    from components.registry import PromotionRefused
+    from components.tracking import TrackingError
+    from components.validation import ValidationFailed
+
+    try:
+        yield
+    except ValidationFailed as err:
+        err_console.print(f"[bold red]validation failed[/]: {len(err.failures)} expectation(s) (report: {err.report})")
+        for line in err.failures:
+            err_console.print(f"  {line}", markup=False, highlight=False)
+        raise typer.Exit(1) from err
+    except (ConfigError, DataError, UnknownTaskError, PromotionRefused, TrackingError, ValueError, FileNotFoundError) as err:
+        err_console.print(f"[bold red]error[/]: {escape(str(err))}", highlight=False)  # user text is not markup
+        raise typer.Exit(1) from err
+
+
+@dataclass
+class CommandConfig:
+    """A command's configuration from `--params`, `--profile` and `--set`, parsed and loaded on first use."""
+
+    path: Path | None = None
+    profile: str | None = None
+    sets: list[str] | None = None
+    flags: dict[str, Any] = field(default_factory=dict)  # a command's flags as the keys they stand for
+
+    @functools.cached_property
+    def overrides(self) -> dict[str, Any]:
+        """`--set a.b=1 --set c=[x]` -> {"a.b": 1, "c": ["x"]} (values read as YAML), then the flags given.
+
+        A flag is a shorthand for `--set` (`r1ranker train --max-steps 2` = `--set train.max_steps=2`);
+        flags left at None are not given.
+        """
+        from components.config import parse_override
+
+        given = {key: value for key, value in self.flags.items() if value is not None}
+        return {**dict(parse_override(o) for o in self.sets or []), **given}
+
+    @functools.cached_property
+    def params(self) -> Params:
+        """params.yaml with the profile and the overrides merged in, type-checked."""
+        from components.config import load_params
+
+        return load_params(self.path, self.profile, self.overrides)
+
+    @property
+    def prompts(self) -> PromptConfig:
+        """The `prompts` section as the prompt builders take it."""
+        return self.params.prompts
+
+
+@contextlib.contextmanager
+def command(params: Path | None = None, *, profile: str | None = None, sets: list[str] | None = None,
+            verbose: bool | None = None, flags: dict[str, Any] | None = None) -> Iterator[CommandConfig]:
+    """The start of every command: logging (commands with `--verbose`), then its body under `user_errors`.
+
+    It yields the command's configuration, read from `params` (with `flags`, dotted keys, as overrides)
+    when the body first asks for it.
+    """
+    if verbose is not None:
+        from components.logs import setup_logging
+
+        setup_logging(verbose)
+    with user_errors():
+        yield CommandConfig(params, profile, sets, dict(flags or {}))
+
+
+def split_csv(values: list[str] | None) -> list[str] | None:
+    """Accept both `-t a -t b` and `-t a,b`.
+
+    >>> split_csv(["a", "b, c"])
+    ['a', 'b', 'c']
+    >>> split_csv(None) is None
+    True
+    """
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def scorer_flags(values: list[str] | None) -> dict[str, str]:
+    """`--scorer rec=pointer --scorer passage-5=query-likelihood` -> {key: scorer}; names are checked later.
+
+    >>> scorer_flags(["rec=pointer", "passage-5 = query-likelihood"])
+    {'rec': 'pointer', 'passage-5': 'query-likelihood'}
+    """
+    out = {}
+    for item in split_csv(values) or []:
+        key, sep, name = item.partition("=")
+        if not sep or not key.strip() or not name.strip():
+            raise ValueError(f"--scorer {item!r}: expected SCENARIO=NAME or TASK=NAME, e.g. rec=pointer")
+        out[key.strip()] = name.strip()
+    return out

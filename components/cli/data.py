@@ -1,0 +1,60 @@
+"""Data commands: `setup-data`, `prepare`, `validate` (the pipeline's first stages, one at a time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from components.cli.core import ParamsOpt, VerboseOpt, app, command, split_csv
+from components.cli.views import console, print_datacard
+
+
+@app.command()
+def setup_data(
+    params: ParamsOpt = Path("params.yaml"),
+    remote: Annotated[Optional[str], typer.Option(help="DVC remote to pull from (default: the configured one).")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Restore `data/` with `dvc pull`; without the team store, fall back to MovieLens-100K from PyPI."""
+    from components.data_setup import setup_data as run
+
+    with command(verbose=verbose):
+        outcome = run(Path("."), remote=remote)
+    console.print(outcome)
+
+
+@app.command()
+def prepare(
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Task names (repeatable); default: all in params.yaml.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: prepare.out).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Raw data folder (default: prepare.data_root).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Build ranking samples: <out>/<task>/<split>.jsonl and <out>/datacard.json."""
+    from components.preparation import prepare as run
+
+    with command(params, verbose=verbose) as conf:
+        cfg = conf.params.prepare
+        card = run(cfg, tasks=split_csv(tasks), out=out, data_root=data_root)
+    print_datacard(card, split_csv(tasks) or cfg.tasks, out or cfg.out)
+
+
+@app.command()
+def validate(
+    samples: Annotated[Optional[Path], typer.Option(help="Folder of contract JSONL (default: validate.samples).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Report folder (default: validate.report).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run the Great Expectations suites over sample files; exit 1 listing every failure."""
+    from components.validation import validate as run
+
+    with command(params, verbose=verbose) as conf:
+        cfg = conf.params
+        folder = samples or Path(cfg.validate.samples)
+        summary = run(folder, cfg.validate, cfg.prepare, report_dir=report)
+    n = sum(s["samples"] for s in summary)
+    console.print(f"[green]validation passed[/]: {len(summary)} batches, {n} samples, report in {report or cfg.validate.report}")

