@@ -16,6 +16,8 @@ import pytest
 from tests.project import corrupt_samples, env_with_venv, make_project
 from tests.servers import BIN, MlflowServer, free_port, stop, wait_http
 
+pytestmark = pytest.mark.slow  # a real Prefect server, worker and deployment
+
 POOL = "r1ranker-process"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 

@@ -11,6 +11,8 @@ import yaml
 from tests.project import env_with_venv, make_project
 from tests.servers import BIN
 
+pytestmark = pytest.mark.slow  # `dvc repro` of every stage in a scratch project
+
 
 def dvc(project, *args: str) -> str:
     proc = subprocess.run([str(BIN / "dvc"), *args], cwd=project, env=env_with_venv(MLFLOW_TRACKING_URI=""),
