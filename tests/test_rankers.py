@@ -160,6 +160,7 @@ def test_unknown_ranker_lists_valid_ones():
         LLMRankerConfig(mode="slow")
 
 
+@pytest.mark.slow  # the dense encoder over every DL19 test sample
 def test_bm25_and_dense_beat_random_on_dl19(p5):
     def mrr(name):
         rankings = build_ranker(name, seed=1).rank(p5)

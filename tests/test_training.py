@@ -131,6 +131,7 @@ def formatted_tiny(request, prepared, tmp_path_factory):
     return request.param, str(folder)
 
 
+@pytest.mark.slow  # SFT of the tiny model, then TRL GRPO with generation
 def test_grpo_two_steps_change_parameters_and_log_health(prepared, tmp_path, formatted_tiny):
     ranker, formatted_tiny = formatted_tiny
     cfg = config(prepared, tmp_path, ranker=ranker, algo="grpo", num_generations=4, max_completion_length=24, batch_size=8,
@@ -303,6 +304,7 @@ def test_unknown_config_key_is_an_error():
         training.build_train_config({"epochs": 3}, PromptConfig(), None)
 
 
+@pytest.mark.slow  # two processes under accelerate launch
 def test_two_process_cpu_accelerate_run(prepared, tmp_path):
     samples, _ = prepared
     out = tmp_path / "ddp"
