@@ -85,6 +85,7 @@ def test_batched_and_one_by_one_agree_in_fast_mode(tiny, p5):
     assert [r.order for r in batched] == [r.order for r in single]
 
 
+@pytest.mark.slow  # every DL19 sample's eliminations twice
 def test_prefix_cache_gives_the_same_rankings_with_fewer_tokens(tiny, p5, prepared):
     out, _ = prepared
     samples = p5[:4] + read_samples(out / "rec-movie" / "test.jsonl")[:2] + read_samples(out / "router-cost" / "test.jsonl")[:2]
@@ -124,6 +125,7 @@ def test_direct_fast_mode_ranks_the_same_one_by_one(tiny, p5):
     assert [r.order for r in direct[0]] == [r.order for r in direct[1]]
 
 
+@pytest.mark.slow  # two full reasoning-mode runs
 def test_deterministic_under_a_seed(tiny, p5):
     cfg = dict(mode="reasoning", max_new_tokens=6, temperature=1.0, seed=3, batch_size=2)
     a = iterative(tiny, **cfg).rank(p5[:2])

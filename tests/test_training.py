@@ -160,6 +160,7 @@ def test_interrupted_run_resumes_to_the_same_step_count(prepared, tmp_path):
     assert steps == [1, 2, 3, 4]
 
 
+@pytest.mark.slow  # prepares and trains on every task
 def test_training_reads_only_the_train_split(prepared, tmp_path, monkeypatch):
     samples, _ = prepared
     read = []

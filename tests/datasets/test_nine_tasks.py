@@ -34,6 +34,7 @@ def test_no_group_in_two_splits(prepared):
         assert train and test and not train & test, task
 
 
+@pytest.mark.slow  # prepares all nine tasks again
 def test_prepare_is_byte_identical(prepared, params, data_root, tmp_path):
     out, _ = prepared
     prepare(params.prepare, out=tmp_path, data_root=data_root)
