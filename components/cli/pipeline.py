@@ -105,6 +105,9 @@ def run_pipeline(
 
     # Prefect gives its ephemeral API server 20 s to start; on 2 busy cores that is not always enough
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # the ephemeral server's telemetry heartbeat writes to the same SQLite file as the flow runs and logs
+    # "database is locked" tracebacks when they collide; a local run has nothing to report
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     with command(params, profile=profile, sets=overrides) as conf:
         conf.params  # noqa: B018 - loaded now: a bad profile or override fails before Prefect starts
         from flows.pipeline import pipeline
