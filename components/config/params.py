@@ -57,10 +57,8 @@ def build_sections(raw: dict[str, Any], explicit_train: dict[str, Any] | None = 
     problems = section_problems(raw)
     bad = {p.split(".")[0].split(":")[0] for p in problems}
     built: dict[str, Any] = {}
-    builders = {"prepare": PrepareConfig, "validate": ValidateConfig, "prompts": PromptConfig,
-                "evaluate": EvaluateConfig, "register": RegisterConfig}
-    for name, cls in builders.items():
-        if name in bad:
+    for name, (cls, _) in _typed_sections().items():
+        if name in bad or name == "train":  # train is built below, over the prompts and rewards sections
             continue
         try:
             built[name] = _build(cls, raw.get(name), name)
