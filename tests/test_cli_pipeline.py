@@ -86,3 +86,8 @@ def test_evaluate_and_train_without_flags_are_the_stages(tmp_path_factory, monke
     assert not Path("artifacts/eval/iterative-score").exists()  # not the one-system evaluation
     limited = runner.invoke(app, ["evaluate", *tiny, "--limit", "2", "--out", "artifacts/eval-2"])
     assert limited.exit_code == 0 and json.loads(Path("artifacts/eval-2/summary.json").read_text())["candidate"]["passage-5"]["n"] == 2
+
+
+def test_evaluate_stage_refuses_flags_only_one_system_uses():
+    result = runner.invoke(app, ["evaluate", "--dtype", "bfloat16", "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 1 and "--dtype: only for one system's evaluation" in result.output

@@ -62,6 +62,12 @@ def evaluate(
     if not one_system:
         from components.cli.pipeline import run_stage
 
+        unused = {"--device": device is not None, "--dtype": dtype is not None, "--seed": seed != 0,
+                  "--max-new-tokens": max_new_tokens != 256, "--temperature": temperature != 0.0}
+        with command():  # a flag the stage would not use is an error, not silently dropped
+            if any(unused.values()):
+                raise ValueError(f"{', '.join(k for k, v in unused.items() if v)}: only for one system's evaluation "
+                                 "(with --ranker or --model); the evaluate stage reads params.yaml (train.seed, ...)")
         run_stage("evaluate", params, profile, overrides, verbose, flags)
         return
     from components.models import DEFAULT_MODEL
