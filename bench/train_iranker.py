@@ -56,7 +56,10 @@ def _timed(report: EvalReport, seconds: float) -> EvalReport:
 
 def _evaluate(job: dict) -> EvalReport:
     """One fast-IRanker evaluation (run in its own process), with the seconds it took."""
-    by_task = load_eval_samples(Path(job["samples"]), job["tasks"], "test", job["limit"])
+    limits = job.get("limits") or {}
+    by_task = load_eval_samples(Path(job["samples"]), [t for t in job["tasks"] if t not in limits], "test", job["limit"])
+    for task in [t for t in job["tasks"] if t in limits]:  # a task's own limit (--eval-limit-for)
+        by_task.update(load_eval_samples(Path(job["samples"]), [task], "test", limits[task]))
     llm = LLMRankerConfig(mode=job["mode"], batch_size=8, prompt=job["prompt"], seed=job["seed"])
     ranker = build_ranker("iterative", model=job["model"], config=llm, dtype=job["dtype"], seed=job["seed"])
     started = time.perf_counter()
@@ -68,6 +71,19 @@ def _evaluate(job: dict) -> EvalReport:
          "label_position": job["prompt"].label_position},
         compare=job["compare"], seed=job["seed"])
     return _timed(report, time.perf_counter() - started)
+
+
+def _task_limits(raw: list[str], tasks: list[str]) -> dict[str, int]:
+    """--eval-limit-for TASK=N values, checked before any work."""
+    out = {}
+    for item in raw:
+        task, sep, n = item.partition("=")
+        if not sep or not n.isdigit() or int(n) < 1:
+            raise SystemExit(f"--eval-limit-for {item!r}: expected TASK=N with N >= 1")
+        if task not in tasks:
+            raise SystemExit(f"--eval-limit-for {item!r}: {task!r} is not an --eval-tasks task ({','.join(tasks)})")
+        out[task] = int(n)
+    return out
 
 
 def _mean_gap(health: list[dict]) -> float | None:
@@ -114,6 +130,11 @@ def main() -> None:
     ap.add_argument("--tasks", default=TRAIN_TASKS, help="train tasks (comma-separated)")
     ap.add_argument("--eval-tasks", default=TRAIN_TASKS, help=f"held-out tasks to compare on (all nine: {ALL_TASKS})")
     ap.add_argument("--eval-limit", type=int, default=50, help="first N test samples per task")
+    ap.add_argument("--eval-limit-for", action="append", default=[], metavar="TASK=N",
+                    help="a task's own first-N (repeatable), e.g. router-cost=30: the pointer IRanker re-scores "
+                         "after every elimination, so routing costs ~10x a rec sample")
+    ap.add_argument("--pointer-trains-lora", action=argparse.BooleanOptionalAction, default=False,
+                    help="score mode: the pointer's gradient also trains LoRA (default: its head only)")
     ap.add_argument("--eval-dtype", default="auto", help="auto: bf16 on CUDA and CPUs with AMX (2.6x faster there), else fp32")
     ap.add_argument("--autocast", default="auto", choices=["auto", "bf16", "off"],
                     help="training forward passes under bf16 autocast (auto: CUDA and CPUs with AMX)")
@@ -145,6 +166,7 @@ def main() -> None:
     ap.add_argument("--reuse-base", action="store_true",
                     help="keep <out>/eval-base when it holds the same model, limit, prompt settings and all eval tasks")
     args = ap.parse_args()
+    eval_limits = _task_limits(args.eval_limit_for, args.eval_tasks.split(","))  # before any training
 
     params = load_params("params.yaml")
     out = Path(args.out)
@@ -161,6 +183,7 @@ def main() -> None:
         max_steps=args.max_steps, max_seconds=60 * args.budget_minutes, batch_size=args.batch_size,
         learning_rate=args.learning_rate, beta=args.beta, objective=args.objective, target_tau=args.target_tau,
         max_train_samples=args.max_train_samples, max_pool_size=args.max_pool, save_steps=25,
+        pointer_trains_lora=args.pointer_trains_lora,
         lora={"enabled": True, "r": args.lora_r, "alpha": 2 * args.lora_r, "top_layers": args.top_layers},
         autocast=args.autocast,
         monitor={"stop_early": False},
@@ -199,7 +222,7 @@ def main() -> None:
             reports[label] = _timed(given, 0.0)
             continue
         job = dict(label=label, model=model, samples=args.samples, tasks=tasks_to_run, mode=args.mode,
-                   limit=args.eval_limit, prompt=prompt, dtype=args.eval_dtype, seed=cfg.seed,
+                   limit=args.eval_limit, limits=eval_limits, prompt=prompt, dtype=args.eval_dtype, seed=cfg.seed,
                    out=out / f"eval-{label}", compare=compare)
         # a fresh process per evaluation, as a standalone `r1ranker evaluate` runs: nothing the training
         # left behind (threads, memory, autocast state) can touch the timing or the numbers. Slow
@@ -230,7 +253,7 @@ def main() -> None:
         "objective": args.objective, "train_tasks": cfg.tasks,
         "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "objective",
                                                    "target_tau", "lora_r",
-                                                   "top_layers", "max_prompt_tokens", "score_tau", "stable_labels", "label_position", "max_train_samples", "max_pool", "val_groups", "eval_limit",
+                                                   "top_layers", "max_prompt_tokens", "score_tau", "stable_labels", "label_position", "max_train_samples", "max_pool", "val_groups", "eval_limit", "eval_limit_for", "pointer_trains_lora",
                                                    "eval_dtype", "autocast")},
         "steps": summary["steps"], "train_seconds": summary["seconds"],
         # held-out checks are in the budget, not in the cost of a step

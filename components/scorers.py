@@ -208,7 +208,10 @@ class LikelihoodScorer:
                use_cache: bool = True):
         """(scores aligned with `remaining`, prompt tokens of the sequences scored, of those reused from the cache)."""
         inputs = build_score_inputs(sample, self.name, tok, cfg, remaining)
-        scores = continuation_scores(model, inputs, tok.pad_token_id, use_cache)
+        scores = continuation_scores(model, inputs, tok.pad_token_id, use_cache)  # in the sample's order
+        if remaining is not None and tuple(remaining) != inputs.ids:
+            where = {cid: k for k, cid in enumerate(inputs.ids)}
+            scores = scores[[where[c] for c in remaining]]
         tokens = sum(len(inputs.shared) + len(c) + len(t) for c, t in zip(inputs.contexts, inputs.continuations))
         # the shared prefix but its last token is computed once instead of once per candidate
         reused = max(len(inputs.shared) - 1, 0) * (len(inputs.contexts) - 1) if use_cache else 0
@@ -237,10 +240,19 @@ class PointerScorer:
         scores, tokens = self.batch_scores(model, head, tok, [(sample, remaining)], cfg)
         return scores[0], tokens, 0
 
-    def batch_scores(self, model, head, tok, pools: Sequence[tuple[RankingSample, Sequence[str]]], cfg: PromptConfig):
-        """One left-padded batch over several pools: a score tensor per pool, aligned with its ids."""
+    def batch_scores(self, model, head, tok, pools: Sequence[tuple[RankingSample, Sequence[str]]], cfg: PromptConfig,
+                     grad_features: bool = True):
+        """One left-padded batch over several pools: a score tensor per pool, aligned with its ids.
+
+        `grad_features=False` computes the hidden states without a graph: only the head gets a gradient.
+        """
+        import contextlib
+
+        import torch
+
         built = [self.prompt_ids(tok, s, rem, cfg) for s, rem in pools]
-        hidden, pads = hidden_states(model, [ids for ids, _, _ in built], tok.pad_token_id)
+        with contextlib.nullcontext() if grad_features else torch.no_grad():
+            hidden, pads = hidden_states(model, [ids for ids, _, _ in built], tok.pad_token_id)
         out = []
         for b, ((ids, order, at), (_, rem)) in enumerate(zip(built, pools)):
             s = head(hidden[b, [pads[b] + a for a in at]])

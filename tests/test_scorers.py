@@ -168,3 +168,13 @@ def test_head_round_trips_through_a_folder(tiny, tmp_path):
     assert torch.equal(head.linear.weight, again.linear.weight)
     empty = ScoreHead.load(tmp_path / "none", tiny[0].config.hidden_size)  # an untrained model: every score 0
     assert not empty.linear.weight.any()
+
+
+@pytest.mark.parametrize("name, task", [("query-likelihood", "passage-5"), ("candidate-likelihood", "rec-movie")])
+def test_likelihood_scores_follow_the_order_of_remaining(tiny, samples, name, task):
+    """Scores come back aligned with `remaining` as given, not with the sample's own order (training passes unions)."""
+    scorer = get_scorer(name)
+    s = samples[task][2]
+    ids = list(reversed(s.candidate_ids[:4]))
+    in_order = dict(zip(s.candidate_ids, scores_of(scorer, tiny, s, s.candidate_ids).tolist()))
+    assert scores_of(scorer, tiny, s, ids).tolist() == pytest.approx([in_order[c] for c in ids], abs=1e-4)

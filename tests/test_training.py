@@ -202,6 +202,44 @@ def test_score_mode_two_steps_change_lora_and_head_and_save_them(prepared, tmp_p
     assert 0.0 <= h["reward/greedy_mean"] <= 1.2 and any(k.startswith("reward/greedy_over_uniform/") for k in h)
 
 
+def test_score_mode_scores_a_context_free_sample_once_for_all_of_its_pools(prepared, tmp_path):
+    from components.training.expected_reward import ExpectedRewardTrainer
+
+    cfg = config(prepared, tmp_path, tasks=("passage-5", "rec-movie", "router-performance"), max_train_samples=2,
+                 max_pool_size=4)
+    trainer = ExpectedRewardTrainer(cfg)
+    trainer.setup()
+    rows, items = trainer.rows, trainer.items
+    assert sorted(i for item in items for i in item) == list(range(len(rows)))  # every row in exactly one item
+    for item in items:
+        tasks = {rows[i]["task"] for i in item}
+        assert len({rows[i]["sample_id"] for i in item}) == 1
+        assert len(item) == (1 if tasks == {"router-performance"} else 3)  # pools 4, 3, 2 together; the pointer alone
+    grouped = next(item for item in items if len(item) == 3)
+    trainer.model.eval()
+    with torch.no_grad():
+        together = trainer.score_logits([rows[i] for i in grouped])
+        alone = [trainer.score_logits([rows[i]])[0] for i in grouped]
+    for a, b in zip(together, alone):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_score_mode_pointer_trains_only_its_head_unless_asked(prepared, tmp_path):
+    from safetensors.torch import load_file
+
+    from components.scorers import HEAD_FILE
+
+    lora = LoraSettings(r=4, alpha=8, top_layers=1)
+    for flows_into_lora in (False, True):
+        cfg = config(prepared, tmp_path / str(flows_into_lora), tasks=("router-performance",), max_train_samples=2,
+                     lora=lora, pointer_trains_lora=flows_into_lora)
+        before = initial_weights(cfg)
+        summary = training.train(cfg)
+        assert load_file(str(Path(summary["final"]) / HEAD_FILE))["weight"].abs().sum() > 0
+        # zero head: the first step's LoRA gradient is zero either way; the second moves LoRA only when asked
+        assert bool(changed(before, summary["final"])) == flows_into_lora
+
+
 def test_max_pool_size_keeps_only_the_small_elimination_steps(prepared, tmp_path):
     from components.models import load_tokenizer
 

@@ -94,7 +94,8 @@ class TrainConfig:
     max_steps: int = setting(50, "optimizer steps")
     max_seconds: float | None = setting(None, "wall-clock budget: stop (checkpoint + final model) after the step "
                                               "that crosses it")
-    batch_size: int = setting(8, "prompts per optimizer step")
+    batch_size: int = setting(8, "prompts per optimizer step (score mode with a context-free scorer: a sample "
+                                 "and all of its elimination pools count as one, scored once)")
     num_generations: int = setting(4, "GRPO group size (batch_size must be a multiple)")
     max_completion_length: int = setting(128, "GRPO: generated tokens per completion")
     temperature: float = setting(1.0, "GRPO: sampling temperature of rollouts")
@@ -107,6 +108,9 @@ class TrainConfig:
     scorers: dict[str, str] = setting(factory=dict, help="score mode, per scenario or task; defaults: passage/custom "
                                                          "query-likelihood, rec candidate-likelihood, router pointer")
     score_tau: float = setting(1.0, "score mode: the policy over a pool is softmax(-s / score_tau)")
+    pointer_trains_lora: bool = setting(False, "score mode: the pointer's gradient also flows into LoRA (off: "
+                                               "routing trains its head only, so it cannot pull the likelihood "
+                                               "scorers passage and rec rank with)")
     target_tau: float = setting(0.25, "soft-target temperature: lower puts more of q on the best eliminations")
     gradient_checkpointing: bool = setting(False, "GRPO: recompute activations to save memory")
     autocast: str = setting("auto", "expected-reward forward passes under bf16 autocast: auto (CUDA and CPUs with "

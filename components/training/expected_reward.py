@@ -80,11 +80,29 @@ class ExpectedRewardTrainer:
         if not self.rows:
             raise TrainingConfigError("no training prompts: the train split is empty")
         self.rewards = _exclusion_table(self.rows, cfg)
+        self.items = self._items(self.rows)
         self.backend = TransformersBackend(self.model, self.tok)
         self.label_tokens = self._tokens_of(self.rows)
         self.val_rows = _validation_rows(held, cfg, self.tok)
         self.val_rewards = _exclusion_table(self.val_rows, cfg)
         self.val_tokens = self._tokens_of(self.val_rows)
+
+    def _items(self, rows) -> list[list[int]]:
+        """What a batch draws, as row indices: each row alone, except in score mode with a context-free scorer,
+        where a sample's rows (its elimination pools) come together and one scoring pass serves all of them."""
+        if not self.score_mode:
+            return [[i] for i in range(len(rows))]
+        items: list[list[int]] = []
+        by_sample: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            if get_scorer(scorer_name(self.by_id[row["sample_id"]], self.cfg.scorers)).context_free:
+                if row["sample_id"] not in by_sample:
+                    by_sample[row["sample_id"]] = []
+                    items.append(by_sample[row["sample_id"]])
+                by_sample[row["sample_id"]].append(i)
+            else:
+                items.append([i])
+        return items
 
     def _tokens_of(self, some_rows) -> list:
         """Fast mode: each row's label tokens; score mode reads candidates instead."""
@@ -142,7 +160,11 @@ class ExpectedRewardTrainer:
             return self.ref_model(**enc, logits_to_keep=1).logits[:, -1, :].float()
 
     def score_logits(self, batch_rows, adapter_on: bool = True) -> list:
-        """-s / score_tau per row, over its candidates in the row's order."""
+        """-s / score_tau per row, over its candidates in the row's order.
+
+        A context-free scorer gives a candidate the same score in every pool, so the rows of one sample are
+        scored once, over the union of their candidates, and each row takes its own candidates' scores.
+        """
         cfg, model = self.cfg, self.model
         pools = [(self.by_id[r["sample_id"]], r["candidate_ids"]) for r in batch_rows]
         scorers = [get_scorer(scorer_name(smp, cfg.scorers)) for smp, _ in pools]
@@ -155,14 +177,25 @@ class ExpectedRewardTrainer:
             if pointer:
                 pointer_head = use_head or ScoreHead(model.config.hidden_size, self.device)  # the base: every score 0
                 scores, n = scorers[pointer[0]].batch_scores(net, pointer_head, self.tok, [pools[b] for b in pointer],
-                                                             cfg.prompt)
+                                                             cfg.prompt, grad_features=cfg.pointer_trains_lora)
                 self.tokens_seen += n
                 for b, sc in zip(pointer, scores):
                     out[b] = sc
+            unions: dict[str, list[str]] = {}  # sample id -> the candidates of its rows in this batch
+            for b, (smp, ids) in enumerate(pools):
+                if out[b] is None:
+                    union = unions.setdefault(smp.sample_id, [])
+                    union.extend(c for c in ids if c not in union)
+            scored: dict[str, tuple] = {}
             for b, (sc, (smp, ids)) in enumerate(zip(scorers, pools)):
                 if out[b] is None:
-                    out[b], n, reused = sc.scores(net, None, self.tok, smp, ids, cfg.prompt)
-                    self.tokens_seen += n - reused
+                    if smp.sample_id not in scored:
+                        union = unions[smp.sample_id]
+                        full, n, reused = sc.scores(net, None, self.tok, smp, union, cfg.prompt)
+                        self.tokens_seen += n - reused
+                        scored[smp.sample_id] = (full, {c: k for k, c in enumerate(union)})
+                    full, where = scored[smp.sample_id]
+                    out[b] = full[[where[c] for c in ids]]
         return [-o.float() / cfg.score_tau for o in out]
 
     def pool_logits(self, batch_rows, batch_tokens, adapter_on: bool = True) -> list:
@@ -195,7 +228,10 @@ class ExpectedRewardTrainer:
         cfg, rows, rewards = self.cfg, self.rows, self.rewards
         # the batch depends on (seed, step) only, so a resumed run continues with the same data
         rng = random.Random(f"{cfg.seed}:{self.global_step}")
-        idx = rng.sample(range(len(rows)), min(cfg.batch_size, len(rows)))
+        picked = rng.sample(range(len(self.items)), min(cfg.batch_size, len(self.items)))
+        idx = [i for k in picked for i in self.items[k]]
+        # every drawn item weighs the same; a sample's pools share its weight
+        weight = {i: 1.0 / (len(picked) * len(self.items[k])) for k in picked for i in self.items[k]}
         batch = [rows[i] for i in idx]
         logits = self.pool_logits(batch, [self.label_tokens[i] for i in idx])
         if cfg.beta > 0:  # the reference is frozen: each row's label distribution is computed once
@@ -212,7 +248,7 @@ class ExpectedRewardTrainer:
                 kl = (logp.exp() * (logp - self.ref_cache[i])).sum()
                 term = term + cfg.beta * kl
                 kls.append(float(kl.detach()))
-            loss = loss + term / len(idx)
+            loss = loss + term * weight[i]
             exp_rewards.append(float(expected.detach()))
             # the evaluated ranker eliminates the argmax label: the reward it would get here. Soft-target aims pi
             # at a spread-out target, so its sampled reward can stay flat while the greedy choice improves
