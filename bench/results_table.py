@@ -168,10 +168,24 @@ def training_runs(paths: list[Path], previous: list[str] | None = None) -> list[
         lines.append(f"| `{path.parent.name}` | {', '.join(r['train_tasks'])} | {st.get('objective', 'expected')} "
                      f"| {st['learning_rate']} | {st['beta']} | top {st['top_layers']} "
                      f"| {'stable router' if st.get('stable_labels') else 'listing'}, {st.get('label_position', 'before')} text"
-                     f"{', pools <= ' + str(st['max_pool']) if st.get('max_pool') else ''} "
+                     f"{', pools <= ' + str(st['max_pool']) if st.get('max_pool') else ''}"
+                     f"{', pointer: head only' if st.get('pointer_trains_lora') is False else ''} "
                      f"| {r['steps']} "
                      f"| {r['seconds_per_step']:.1f} | {diffs} |")
     return lines
+
+
+def _trained_parts(st: dict) -> str:
+    """What score-mode training moved (runs before `pointer_trains_lora` trained both from every task)."""
+    if st.get("pointer_trains_lora") is False:
+        return "LoRA trained through the likelihood scores, the pointer head on hidden states it does not backpropagate into"
+    return "LoRA and the pointer head trained"
+
+
+def _own_limits(st: dict) -> str:
+    """A task's own first-N (`--eval-limit-for`), when the run set any."""
+    own = st.get("eval_limit_for") or []
+    return f" ({', '.join(x.replace('=', ': first ') for x in own)})" if own else ""
 
 
 def _held_out_text(held: dict | None) -> str:
@@ -194,7 +208,7 @@ def training_section(path: Path) -> list[str]:
     lines = [
         f"Command: `{r['command']}` on {r['machine']}. {r.get('mode', 'fast').capitalize()}-mode IRanker"
         + (f" (scorers {', '.join(f'{k}: {v}' for k, v in sorted((r.get('scorers') or {}).items()) if k in ('passage', 'rec', 'router'))}; "
-           f"policy softmax(-score / {st.get('score_tau')}), LoRA and the pointer head trained)" if r.get("mode") == "score" else "")
+           f"policy softmax(-score / {st.get('score_tau')}), {_trained_parts(st)})" if r.get("mode") == "score" else "")
         + ", exact gradient of "
         f"{OBJECTIVE_TEXT[st.get('objective', 'expected')].format(tau=st.get('target_tau'))}, "
         f"LoRA r={st['lora_r']} on the top {st['top_layers']} layers, lr {st['learning_rate']}, batch {st['batch_size']}, "
@@ -213,7 +227,7 @@ def training_section(path: Path) -> list[str]:
            if r.get("greedy_gain_first10") is not None else "")
         + _held_out_text(r.get("held_out"))
         + f"Reward curve: `{r['curve']}`. Evaluation in "
-        f"{st['eval_dtype'] or 'float32'} (training autocast: {st.get('autocast', 'off')}), first {st['eval_limit']} test samples per task, base and trained on the same samples.",
+        f"{st['eval_dtype'] or 'float32'} (training autocast: {st.get('autocast', 'off')}), first {st['eval_limit']} test samples per task{_own_limits(st)}, base and trained on the same samples.",
         "",
         "| task | n | base MRR x 100 (95% CI) | trained MRR x 100 (95% CI) | diff | paired p | first answer, base / trained |",
         "|---|---|---|---|---|---|---|",

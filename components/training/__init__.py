@@ -22,7 +22,10 @@ folder: weights (LoRA merged), tokenizer and `ranker_config.json`.
   the pool's logits -s_i / score_tau from each candidate's scorer score
   (`components.scorers`): the gradient flows through the scores into LoRA on the
   upper layers and, for the pointer scorer, its zero-initialised head, which is
-  saved beside the weights.
+  saved beside the weights. The pointer's gradient stops at the hidden states
+  unless `pointer_trains_lora`, so routing cannot pull the likelihood scorers.
+  A context-free scorer's scores do not depend on the pool, so a sample's pools
+  are one batch item scored once.
 
 Health monitors (every logged step): per-reward mean/std, the share of groups
 whose rewards all tie (no learning signal), invalid / no-answer rates,

@@ -35,7 +35,8 @@ class ExpectedRewardTrainer:
 
     The policy over a pool is a softmax over one logit per remaining candidate: in fast mode the
     next-token logits of the labels after `<answer>`, in score mode -s / score_tau over the candidates'
-    scorer scores (the gradient flows through the scores into LoRA and, for the pointer, its head).
+    scorer scores (the gradient flows through the likelihood scores into LoRA; the pointer's into its head, and
+    into LoRA only with `pointer_trains_lora`).
     """
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress=None):
