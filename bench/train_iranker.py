@@ -142,8 +142,10 @@ def main() -> None:
     ap.add_argument("--learning-rate", type=float, default=3e-4)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--beta", type=float, default=0.0, help="KL weight to the base model (> 0 adds reference passes)")
-    ap.add_argument("--objective", default="soft-target", choices=["expected", "soft-target"],
-                    help="maximize the expected reward, or fit the policy to softmax(reward / target-tau)")
+    ap.add_argument("--objective", default="soft-target", choices=["expected", "soft-target", "keep-target"],
+                    help="maximize the expected reward, fit the elimination policy to softmax(reward / target-tau), "
+                         "or (score mode) fit the candidate to keep, softmax(score / score-tau), to "
+                         "softmax(-reward / target-tau)")
     ap.add_argument("--target-tau", type=float, default=0.25, help="soft-target temperature")
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--top-layers", type=int, default=10, help="LoRA on the top N decoder layers")

@@ -94,6 +94,20 @@ def test_soft_target_gradient_survives_a_one_label_policy():
     assert logits.grad.abs().max().item() < 1e-6
 
 
+def test_keep_target_is_the_listwise_loss_of_the_gold_item_and_lifts_it_to_the_top():
+    """keep-target fits softmax(s) to the candidate whose elimination costs most: -log softmax(s)[gold] for 0/1 rewards."""
+    rewards = torch.tensor([1.0, 0.0, 1.0, 1.0])  # eliminating candidate 1 (the gold item) earns nothing
+    scores = torch.tensor([-1.0, -2.0, -1.5, -3.0], requires_grad=True)
+    loss = training.objective_loss(torch.log_softmax(-scores, -1), rewards, "keep-target", tau=1e-3)
+    assert loss.item() == pytest.approx(-torch.log_softmax(scores.detach(), -1)[1].item(), abs=1e-4)
+    loss.backward()
+    assert scores.grad[1] < 0 and (scores.grad[[0, 2, 3]] > 0).all()  # descent raises the gold score, lowers the rest
+    # soft-target's gradient on the gold score is its elimination probability: small once another candidate is lowest
+    soft = scores.detach().clone().requires_grad_(True)
+    training.objective_loss(torch.log_softmax(-soft, -1), rewards, "soft-target", tau=1e-3).backward()
+    assert abs(soft.grad[1].item()) < abs(scores.grad[1].item()) / 3
+
+
 @pytest.fixture(scope="module", params=["iranker", "dranker"])
 def formatted_tiny(request, prepared, tmp_path_factory):
     """The tiny random model after a few SFT steps on `<answer>...</answer>` completions with random labels.
@@ -182,13 +196,14 @@ def test_training_reads_only_the_train_split(prepared, tmp_path, monkeypatch):
     assert not {group[r["sample_id"]] for r in rows} & {(s.task, s.group) for s in test}
 
 
-def test_score_mode_two_steps_change_lora_and_head_and_save_them(prepared, tmp_path):
+@pytest.mark.parametrize("objective", ["soft-target", "keep-target"])
+def test_score_mode_two_steps_change_lora_and_head_and_save_them(prepared, tmp_path, objective):
     from safetensors.torch import load_file
 
     from components.scorers import HEAD_FILE
 
     cfg = config(prepared, tmp_path, tasks=("passage-5", "rec-movie", "router-performance"), max_train_samples=2,
-                 lora=LoraSettings(r=4, alpha=8, top_layers=1), objective="soft-target")
+                 lora=LoraSettings(r=4, alpha=8, top_layers=1), objective=objective)
     assert cfg.mode == "score"
     before = initial_weights(cfg)
     summary = training.train(cfg)
@@ -311,6 +326,7 @@ def test_held_out_check_is_logged_at_the_first_every_nth_and_last_step(prepared,
         ({"scorers": {"rec": "popularity"}}, "unknown scorer 'popularity'; valid scorers"),
         ({"score_tau": 0}, "score_tau must be > 0"),
         ({"objective": "soft-target", "algo": "grpo"}, "needs algo=expected-reward"),
+        ({"objective": "keep-target", "mode": "fast"}, "keep-target' needs mode=score"),
         ({"algo": "grpo", "batch_size": 6, "num_generations": 4}, "must be a multiple of num_generations"),
         ({"prompt": PromptConfig(max_prompt_tokens=4090), "algo": "grpo", "num_generations": 2, "max_completion_length": 64},
          "exceeds the context of random:tiny"),

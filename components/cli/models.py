@@ -118,7 +118,8 @@ def train(
     learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     objective: Annotated[Optional[str], typer.Option(
         help="expected-reward only: 'expected' maximizes the expected reward; 'soft-target' fits pi to softmax(r / target_tau), "
-             "whose gradient does not vanish when the base model always names the same label.")] = None,
+             "whose gradient does not vanish when the base model always names the same label; 'keep-target' (score mode) "
+             "fits the candidate to keep, softmax(s / score_tau), to softmax(-r / target_tau).")] = None,
     target_tau: Annotated[Optional[float], typer.Option(help="soft-target temperature (lower: q closer to the best elimination).")] = None,
     output_dir: Annotated[Optional[str], typer.Option(help="Checkpoints and the final model go here.")] = None,
     max_train_samples: Annotated[Optional[int], typer.Option(help="Train samples per task (before IRanker expansion).")] = None,

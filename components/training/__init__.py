@@ -18,6 +18,10 @@ folder: weights (LoRA merged), tokenizer and `ranker_config.json`.
   Its logit gradient pi - q does not vanish when pi sits on one label, which the
   expected reward's p_a (r_a - E[r]) does: SmolLM2 starts by naming one letter
   for almost every prompt, and there the expected reward barely moves.
+  `objective="keep-target"` (score mode) fits the candidate to keep, softmax(s /
+  score_tau), to softmax(-r/target_tau): with one gold item -log softmax(s)[gold],
+  the listwise loss of the pool's last elimination, whose gradient keeps lifting
+  the gold score until it tops the pool.
 - `mode="score"` (the default for expected-reward): the same exact gradient, with
   the pool's logits -s_i / score_tau from each candidate's scorer score
   (`components.scorers`): the gradient flows through the scores into LoRA on the

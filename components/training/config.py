@@ -17,7 +17,7 @@ from components.rewards import build_rewards
 
 ALGOS = ("grpo", "expected-reward")
 TRAIN_MODES = ("score", "fast")  # what the expected-reward trainer's policy reads (components.scorers)
-OBJECTIVES = ("expected", "soft-target")  # for algo=expected-reward
+OBJECTIVES = ("expected", "soft-target", "keep-target")  # for algo=expected-reward (keep-target: score mode)
 
 
 class TrainingConfigError(ConfigError):
@@ -102,8 +102,10 @@ class TrainConfig:
     learning_rate: float = setting(3e-4, "AdamW learning rate (3e-4 with soft-target and beta 0: the setting that "
                                          "learned, docs/RESULTS.md)")
     beta: float = setting(0.0, "KL weight to the base model; > 0 adds a reference pass per new row")
-    objective: str | None = setting(None, "expected-reward: expected (E_pi[r]) or soft-target (fit pi to "
-                                          "softmax(r / target_tau)); null: soft-target (grpo: expected)")
+    objective: str | None = setting(None, "expected-reward: expected (E_pi[r]), soft-target (fit pi to "
+                                          "softmax(r / target_tau)) or keep-target (score mode: fit the candidate "
+                                          "to keep, softmax(s / score_tau), to softmax(-r / target_tau)); null: "
+                                          "soft-target (grpo: expected)")
     mode: str = setting("score", "expected-reward policy: score (softmax(-score / score_tau)) or fast (label tokens)")
     scorers: dict[str, str] = setting(factory=dict, help="score mode, per scenario or task; defaults: passage/custom "
                                                          "query-likelihood, rec candidate-likelihood, router pointer")
@@ -165,6 +167,9 @@ class TrainConfig:
             problems.append(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         elif self.loss_objective != "expected" and self.algo != "expected-reward":
             problems.append(f"objective={self.objective!r} needs algo=expected-reward (GRPO maximizes the sampled reward)")
+        elif self.loss_objective == "keep-target" and self.mode != "score":
+            problems.append("objective='keep-target' needs mode=score (the candidate to keep is the highest score; "
+                            "a label token's logit says which to eliminate, not which to keep)")
         if self.target_tau <= 0:
             problems.append(f"target_tau must be > 0, got {self.target_tau}")
         if self.mode not in TRAIN_MODES:

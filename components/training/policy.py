@@ -70,9 +70,16 @@ def objective_loss(logp, rewards, objective: str = "expected", tau: float = 0.25
 
     expected:    -sum_a pi(a) r(a); logit gradient pi_a (E_pi[r] - r_a), ~0 wherever pi is one-hot
     soft-target: -sum_a q(a) log pi(a) with q = softmax(r / tau); logit gradient pi - q, zero only at pi = q
+    keep-target: the same fit for the candidate to keep: keep(a) = softmax(-logits) (score mode: softmax(s / score_tau))
+                 against softmax(-r / tau), which sits on the candidate whose elimination costs most (the gold item).
+                 Binary rewards make it -log softmax(s)[gold]: the listwise loss of the last elimination from the pool.
+                 Its gradient lifts the gold score until it tops the pool; soft-target's stops once the gold item is
+                 no longer the one to eliminate, and spends itself evening out the negatives.
     """
     import torch
 
+    if objective == "keep-target":  # log_softmax(-logp) == log_softmax(-logits): logp is logits minus a constant
+        return -(torch.softmax(-rewards / tau, dim=-1) * torch.log_softmax(-logp, dim=-1)).sum()
     if objective == "soft-target":
         return -(torch.softmax(rewards / tau, dim=-1) * logp).sum()
     return -(logp.exp() * rewards).sum()
