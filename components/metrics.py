@@ -109,7 +109,8 @@ def paired_test(a: Sequence[float], b: Sequence[float], seed: int = 0, n_resampl
     if x.shape != y.shape:
         raise ValueError(f"paired test needs the same samples: {x.size} vs {y.size} values")
     diff = float(np.mean(x - y)) if x.size else float("nan")
-    if x.size == 0 or np.all(x == y):
+    # one pair: its two sign flips give |mean| the same value, so the exact two-sided p is 1 (scipy refuses n = 1)
+    if x.size < 2 or np.all(x == y):
         return {"mean_diff": diff if x.size else float("nan"), "p_value": 1.0, "n": int(x.size)}
     res = stats.permutation_test(
         (x, y), lambda u, v: np.mean(u - v), permutation_type="samples", alternative="two-sided",

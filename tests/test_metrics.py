@@ -111,6 +111,8 @@ def test_bootstrap_ci_and_paired_test():
     assert bootstrap_ci([0.5, 0.5]) == (0.5, 0.5)
     assert paired_test(a, a)["p_value"] == 1.0
     assert paired_test(a, a - 0.1)["p_value"] < 0.05
+    one = paired_test([0.5], [0.25])  # a one-sample `--limit 1 --compare`: exact p of one pair, not a scipy error
+    assert one == {"mean_diff": 0.25, "p_value": 1.0, "n": 1}
     assert paired_test(a, a + rng.normal(0, 0.01, 200))["p_value"] > 0.01
     with pytest.raises(ValueError, match="same samples"):
         paired_test(a, a[:10])
