@@ -109,7 +109,9 @@ def throughput_section(path: Path) -> list[str]:
 
 
 OBJECTIVE_TEXT = {"expected": "the expected reward",
-                  "soft-target": "the cross-entropy to softmax(reward / {tau}) (objective soft-target)"}
+                  "soft-target": "the cross-entropy to softmax(reward / {tau}) (objective soft-target)",
+                  "keep-target": "the cross-entropy of the candidate to keep, softmax(score), to softmax(-reward / {tau}) "
+                                 "(objective keep-target: -log softmax(score)[gold] over each pool)"}
 
 
 def _first(top: dict | None) -> str:
