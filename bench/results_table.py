@@ -195,8 +195,13 @@ def _held_out_text(held: dict | None) -> str:
     if not held:
         return ""
     gains = ", ".join(f"{t} {held['first'][t]:+.3f} -> {held['last'].get(t, float('nan')):+.3f}" for t in held["first"])
-    return (f"On train-split groups kept out of training, the argmax label's reward over a uniform pick went, from the "
+    text = (f"On train-split groups kept out of training, the argmax label's reward over a uniform pick went, from the "
             f"check at step {held['first_step']} to the one at step {held['last_step']}: {gains}. ")
+    if held.get("keep_best_first"):  # runs since the keep side was logged
+        first, last = held["keep_best_first"], held.get("keep_best_last", {})
+        keep = ", ".join(f"{t} {first[t]:.2f} -> {last.get(t, float('nan')):.2f}" for t in first)
+        text += f"The top score was the pool's best candidate on a share of those prompts of: {keep}. "
+    return text
 
 
 def training_section(path: Path) -> list[str]:

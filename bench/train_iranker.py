@@ -95,9 +95,12 @@ def _held_out(health: list[dict]) -> dict | None:
     checks = [h for h in health if "val/greedy_mean" in h]
     if not checks:
         return None
-    gains = lambda h: {k.rsplit("/", 1)[1]: v for k, v in h.items() if k.startswith("val/greedy_over_uniform/")}
+    per_task = lambda h, prefix: {k.rsplit("/", 1)[1]: v for k, v in h.items() if k.startswith(prefix)}
+    gains = lambda h: per_task(h, "val/greedy_over_uniform/")
+    keep = lambda h: per_task(h, "val/keep_best/")  # the top score is the pool's best candidate (older runs lack it)
     return {"first_step": checks[0]["step"], "last_step": checks[-1]["step"],
-            "first": gains(checks[0]), "last": gains(checks[-1])}
+            "first": gains(checks[0]), "last": gains(checks[-1]),
+            "keep_best_first": keep(checks[0]), "keep_best_last": keep(checks[-1])}
 
 
 def _reusable_base(path: Path, args) -> EvalReport | None:

@@ -308,6 +308,9 @@ def test_held_out_check_is_logged_at_the_first_every_nth_and_last_step(prepared,
     assert [h["step"] for h in health if "val/greedy_mean" in h] == [1, 3]
     h = health[0]
     assert 0.0 <= h["val/uniform_mean"] <= 1.2 and "val/greedy_over_uniform/passage-5" in h
+    # the keep side: a hit rate, and a uniform keep's chance of the best (one gold in 2..20 candidates)
+    assert 0.0 <= h["val/keep_best/passage-5"] <= 1.0 and 0.0 <= h["val/keep_best_mean"] <= 1.0
+    assert 0.05 <= h["val/keep_chance_mean"] <= 0.5
     assert summary["validation_rows"] == 5 and summary["validation_seconds"] > 0
     assert write_curves(Path(cfg.output_dir)).exists() and (Path(cfg.output_dir) / "reward_curve.png").stat().st_size
 

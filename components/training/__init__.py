@@ -39,7 +39,8 @@ warns and, when `stop_early`, stops the run with a message that says why.
 Held-out check (expected-reward trainer, `validation.groups` > 0): whole groups
 (users, queries) of the train split are kept out of training, and every
 `validation.every` steps the argmax label's reward on their prompts is logged
-next to a uniform pick's (`val/...`). A training batch's reward rises too when
+next to a uniform pick's (`val/...`), with how often the candidate the policy
+would keep is the pool's best (`val/keep_best/...`). A training batch's reward rises too when
 the model memorises its rows; this curve rises only when what it learned carries
 to prompts it never saw. The test split is never read.
 

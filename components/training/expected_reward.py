@@ -275,13 +275,19 @@ class ExpectedRewardTrainer:
                 "tokens_per_second": self.tokens_seen / max(time.perf_counter() - started - val_seconds, 1e-9)}
 
     def held_out(self) -> dict[str, float]:
-        """The argmax label's reward on the held-out prompts, and a uniform pick's, overall and per task."""
+        """The argmax label's reward on the held-out prompts, and a uniform pick's, overall and per task; and how often
+        the candidate the policy would keep (the lowest elimination logit: the top score) is the pool's best one.
+
+        The elimination side saturates: in most pools any non-gold elimination earns the full reward, before training
+        and after. The keep side is what the last elimination, and MRR, turn on (and what keep-target trains)."""
         import torch
 
         cfg, val_rows = self.cfg, self.val_rows
         t0, tokens_before = time.perf_counter(), self.tokens_seen
         gains: dict[str, list[float]] = {}
         greedy, uniform = [], []
+        kept_best: dict[str, list[float]] = {}
+        keep_chance = []  # a uniform keep's chance of the best: the share of the pool tied at the lowest reward
         self.model.eval()
         with torch.no_grad():
             for start in range(0, len(val_rows), cfg.batch_size):
@@ -293,10 +299,17 @@ class ExpectedRewardTrainer:
                     greedy.append(r[pick])
                     uniform.append(sum(r) / len(r))
                     gains.setdefault(val_rows[i]["task"], []).append(greedy[-1] - uniform[-1])
+                    best = min(r)  # the candidate whose elimination earns least
+                    kept = int(logits[b].argmin())
+                    kept_best.setdefault(val_rows[i]["task"], []).append(float(r[kept] == best))
+                    keep_chance.append(sum(v == best for v in r) / len(r))
         self.model.train()
         self.tokens_seen, self.val_seconds = tokens_before, self.val_seconds + time.perf_counter() - t0
         return {"val/greedy_mean": sum(greedy) / len(greedy), "val/uniform_mean": sum(uniform) / len(uniform),
-                **{f"val/greedy_over_uniform/{t}": sum(v) / len(v) for t, v in sorted(gains.items())}}
+                **{f"val/greedy_over_uniform/{t}": sum(v) / len(v) for t, v in sorted(gains.items())},
+                "val/keep_best_mean": sum(sum(v) for v in kept_best.values()) / len(greedy),
+                "val/keep_chance_mean": sum(keep_chance) / len(keep_chance),
+                **{f"val/keep_best/{t}": sum(v) / len(v) for t, v in sorted(kept_best.items())}}
 
     def _over_budget(self) -> bool:
         cfg = self.cfg
