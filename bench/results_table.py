@@ -190,16 +190,20 @@ def _own_limits(st: dict) -> str:
     return f" ({', '.join(x.replace('=', ': first ') for x in own)})" if own else ""
 
 
+def _first_to_last(first: dict, last: dict, spec: str) -> str:
+    """'task first -> last, ...' for each task of the first check."""
+    return ", ".join(f"{t} {first[t]:{spec}} -> {last.get(t, float('nan')):{spec}}" for t in first)
+
+
 def _held_out_text(held: dict | None) -> str:
     """The held-out train groups' argmax gain over uniform, first and last check (older runs lack it)."""
     if not held:
         return ""
-    gains = ", ".join(f"{t} {held['first'][t]:+.3f} -> {held['last'].get(t, float('nan')):+.3f}" for t in held["first"])
+    gains = _first_to_last(held["first"], held["last"], "+.3f")
     text = (f"On train-split groups kept out of training, the argmax label's reward over a uniform pick went, from the "
             f"check at step {held['first_step']} to the one at step {held['last_step']}: {gains}. ")
     if held.get("keep_best_first"):  # runs since the keep side was logged
-        first, last = held["keep_best_first"], held.get("keep_best_last", {})
-        keep = ", ".join(f"{t} {first[t]:.2f} -> {last.get(t, float('nan')):.2f}" for t in first)
+        keep = _first_to_last(held["keep_best_first"], held.get("keep_best_last", {}), ".2f")
         text += f"The top score was the pool's best candidate on a share of those prompts of: {keep}. "
     return text
 
