@@ -86,6 +86,17 @@ def _task_limits(raw: list[str], tasks: list[str]) -> dict[str, int]:
     return out
 
 
+def _pool_caps(raw: list[str]) -> dict[str, int]:
+    """--max-pool-for KEY=N values (the training config checks the keys and N before any model loads)."""
+    out = {}
+    for item in raw:
+        key, sep, n = item.partition("=")
+        if not sep or not n.strip().isdigit():
+            raise SystemExit(f"--max-pool-for {item!r}: expected SCENARIO=N or TASK=N, e.g. rec=20")
+        out[key.strip()] = int(n)
+    return out
+
+
 def _mean_gap(health: list[dict]) -> float | None:
     gaps = [h["reward/greedy_mean"] - h["reward/uniform_mean"] for h in health if "reward/greedy_mean" in h]
     return sum(gaps) / len(gaps) if gaps else None
@@ -160,6 +171,10 @@ def main() -> None:
     ap.add_argument("--max-train-samples", type=int, default=200, help="per task, before IRanker expansion")
     ap.add_argument("--max-pool", type=int, default=None,
                     help="train only on elimination steps with at most N candidates left (default: every pool size)")
+    ap.add_argument("--max-pool-for", action="append", default=[], metavar="KEY=N",
+                    help="--max-pool for one scenario or task (repeatable), e.g. rec=20: rec's context-free scorer "
+                         "scores a sample once for all of its pools, so rec can train on the 20-candidate pools it "
+                         "is evaluated on while routing keeps short prompts")
     ap.add_argument("--val-groups", type=int, default=40,
                     help="per task: train-split groups (users, queries) kept out of training for the held-out curve (0: off)")
     ap.add_argument("--val-every", type=int, default=50, help="steps between held-out checks")
@@ -188,6 +203,7 @@ def main() -> None:
         max_steps=args.max_steps, max_seconds=60 * args.budget_minutes, batch_size=args.batch_size,
         learning_rate=args.learning_rate, beta=args.beta, objective=args.objective, target_tau=args.target_tau,
         max_train_samples=args.max_train_samples, max_pool_size=args.max_pool, save_steps=25,
+        max_pool_for=_pool_caps(args.max_pool_for),
         pointer_trains_lora=args.pointer_trains_lora,
         lora={"enabled": True, "r": args.lora_r, "alpha": 2 * args.lora_r, "top_layers": args.top_layers},
         autocast=args.autocast,
@@ -258,7 +274,7 @@ def main() -> None:
         "objective": args.objective, "train_tasks": cfg.tasks,
         "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "objective",
                                                    "target_tau", "lora_r",
-                                                   "top_layers", "max_prompt_tokens", "score_tau", "stable_labels", "label_position", "max_train_samples", "max_pool", "val_groups", "eval_limit", "eval_limit_for", "pointer_trains_lora",
+                                                   "top_layers", "max_prompt_tokens", "score_tau", "stable_labels", "label_position", "max_train_samples", "max_pool", "max_pool_for", "val_groups", "eval_limit", "eval_limit_for", "pointer_trains_lora",
                                                    "eval_dtype", "autocast")},
         "steps": summary["steps"], "train_seconds": summary["seconds"],
         # held-out checks are in the budget, not in the cost of a step

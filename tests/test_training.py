@@ -267,6 +267,20 @@ def test_max_pool_size_keeps_only_the_small_elimination_steps(prepared, tmp_path
     assert pools(small) == [2, 2, 2, 3, 3, 3, 4, 4, 4]
 
 
+def test_max_pool_for_caps_each_scenario_or_task_on_its_own(prepared, tmp_path):
+    from components.models import load_tokenizer
+
+    tok = load_tokenizer("random:tiny")
+    base = config(prepared, tmp_path, tasks=("passage-5", "rec-movie"), max_train_samples=2, max_pool_size=3)
+    rows = lambda cfg: training.build_rows(training.load_train_samples(cfg), cfg, tok)
+    biggest = lambda cfg: {t: max(len(r["labels"]) for r in rows(cfg) if r["task"] == t) for t in cfg.tasks}
+    assert biggest(base) == {"passage-5": 3, "rec-movie": 3}
+    # the scenario's entry lifts rec to its full 20-candidate pools; a task's own entry wins over its scenario's
+    assert biggest(dataclasses.replace(base, max_pool_for={"rec": None})) == {"passage-5": 3, "rec-movie": 20}
+    both = dataclasses.replace(base, max_pool_for={"rec": None, "rec-movie": 4, "passage": 5})
+    assert biggest(both) == {"passage-5": 5, "rec-movie": 4}
+
+
 def test_validation_holds_out_whole_train_groups(prepared, tmp_path):
     samples, _ = prepared
     from components.io import read_samples
@@ -324,6 +338,8 @@ def test_held_out_check_is_logged_at_the_first_every_nth_and_last_step(prepared,
          "scored by the expected-reward trainer"),
         ({"autocast": "fp8"}, "autocast must be one of"),
         ({"max_pool_size": 1}, "max_pool_size applies to iranker elimination steps and must be >= 2"),
+        ({"max_pool_for": {"recc": 20}}, "max_pool_for: 'recc' is neither a scenario"),
+        ({"max_pool_for": {"rec": 1}}, "max_pool_for.rec applies to iranker elimination steps and must be >= 2"),
         ({"objective": "max-margin"}, "objective must be one of"),
         ({"mode": "letters"}, "mode must be one of"),
         ({"scorers": {"rec": "popularity"}}, "unknown scorer 'popularity'; valid scorers"),

@@ -14,6 +14,7 @@ from components.config import ConfigError, check, setting
 from components.models import DEFAULT_MODEL
 from components.prompts import RANKERS, PromptConfig
 from components.rewards import build_rewards
+from components.schema import SCENARIOS
 
 ALGOS = ("grpo", "expected-reward")
 TRAIN_MODES = ("score", "fast")  # what the expected-reward trainer's policy reads (components.scorers)
@@ -91,6 +92,9 @@ class TrainConfig:
     max_train_samples: int | None = setting(None, "per task, before IRanker expansion (null: all)")
     max_pool_size: int | None = setting(None, "IRanker: train only on elimination steps with at most N candidates "
                                               "left (null: every pool size, the paper's recipe)")
+    max_pool_for: dict[str, int | None] = setting(factory=dict, help="max_pool_size per scenario or task (a task's own "
+                                                                    "entry first), e.g. {rec: 20}: a context-free scorer "
+                                                                    "scores a sample once for all of its pools")
     max_steps: int = setting(50, "optimizer steps")
     max_seconds: float | None = setting(None, "wall-clock budget: stop (checkpoint + final model) after the step "
                                               "that crosses it")
@@ -133,6 +137,14 @@ class TrainConfig:
 
         object.__setattr__(self, "scorers", resolve_scorers(self.scorers))
 
+    def pool_cap(self, task: str, scenario: str) -> int | None:
+        """The largest elimination pool trained on for a task: its own `max_pool_for` entry, its scenario's, else
+        `max_pool_size`."""
+        for key in (task, scenario):
+            if key in self.max_pool_for:
+                return self.max_pool_for[key]
+        return self.max_pool_size
+
     def _problems(self) -> list[str]:
         """Every value problem at once, each naming its key."""
         problems = []
@@ -151,6 +163,12 @@ class TrainConfig:
             problems.append(
                 f"max_pool_size applies to iranker elimination steps and must be >= 2 (or null), got {self.max_pool_size}"
             )
+        for key, cap in dict(self.max_pool_for).items():
+            if key not in SCENARIOS and key not in self.tasks:
+                problems.append(f"max_pool_for: {key!r} is neither a scenario ({', '.join(SCENARIOS)}) nor a train task "
+                                f"({', '.join(self.tasks)})")
+            if cap is not None and (self.ranker != "iranker" or not isinstance(cap, int) or cap < 2):
+                problems.append(f"max_pool_for.{key} applies to iranker elimination steps and must be >= 2 (or null), got {cap!r}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             problems.append(f"max_seconds must be > 0 or null (no budget), got {self.max_seconds}")
         if self.max_steps < 1 or self.save_steps < 1:

@@ -58,8 +58,9 @@ def build_rows(samples: Sequence[RankingSample], cfg: TrainConfig, tokenizer) ->
     rows = []
     for s in samples:
         if cfg.ranker == "iranker":
+            cap = cfg.pool_cap(s.task, s.scenario)
             pools = [step.remaining for step in expand_elimination_steps(s, cfg.seed)
-                     if cfg.max_pool_size is None or len(step.remaining) <= cfg.max_pool_size]
+                     if cap is None or len(step.remaining) <= cap]
         else:
             pools = [tuple(s.candidate_ids)]
         if score_mode:
