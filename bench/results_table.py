@@ -170,7 +170,7 @@ def training_runs(paths: list[Path], previous: list[str] | None = None) -> list[
         lines.append(f"| `{path.parent.name}` | {', '.join(r['train_tasks'])} | {st.get('objective', 'expected')} "
                      f"| {st['learning_rate']} | {st['beta']} | top {st['top_layers']} "
                      f"| {'stable router' if st.get('stable_labels') else 'listing'}, {st.get('label_position', 'before')} text"
-                     f"{', pools <= ' + str(st['max_pool']) if st.get('max_pool') else ''}"
+                     f"{_pool_caps(st, ', pools <= {}', ', {} pools <= {}')}"
                      f"{', pointer: head only' if st.get('pointer_trains_lora') is False else ''} "
                      f"| {r['steps']} "
                      f"| {r['seconds_per_step']:.1f} | {diffs} |")
@@ -182,6 +182,12 @@ def _trained_parts(st: dict) -> str:
     if st.get("pointer_trains_lora") is False:
         return "LoRA trained through the likelihood scores, the pointer head on hidden states it does not backpropagate into"
     return "LoRA and the pointer head trained"
+
+
+def _pool_caps(st: dict, cap: str, own: str) -> str:
+    """The pool cap (`--max-pool`) in `cap`'s words, then each scenario's or task's own (`--max-pool-for`) in `own`'s."""
+    text = cap.format(st["max_pool"]) if st.get("max_pool") else ""
+    return text + "".join(own.format(*item.split("=", 1)) for item in st.get("max_pool_for") or [])  # 'KEY=N', as typed
 
 
 def _own_limits(st: dict) -> str:
@@ -213,7 +219,7 @@ def training_section(path: Path) -> list[str]:
         return ["_Run `python bench/train_iranker.py` to fill this section._"]
     r = json.loads(path.read_text())
     st = r["settings"]
-    pools = f", elimination steps with at most {st['max_pool']} candidates left" if st.get("max_pool") else ""
+    pools = _pool_caps(st, ", elimination steps with at most {} candidates left", " ({}: at most {})")
     held = (f", after keeping up to {st['val_groups']} train groups per task out for the held-out check"
             if st.get("val_groups") else "")
     lines = [
