@@ -159,16 +159,14 @@ class TrainConfig:
                 f"batch_size ({self.batch_size}) must be a multiple of num_generations ({self.num_generations}): "
                 f"GRPO scores each prompt's group together; try batch_size={self.num_generations * max(1, self.batch_size // self.num_generations)}"
             )
-        if self.max_pool_size is not None and (self.ranker != "iranker" or self.max_pool_size < 2):
-            problems.append(
-                f"max_pool_size applies to iranker elimination steps and must be >= 2 (or null), got {self.max_pool_size}"
-            )
-        for key, cap in dict(self.max_pool_for).items():
+        for key in self.max_pool_for:
             if key not in SCENARIOS and key not in self.tasks:
                 problems.append(f"max_pool_for: {key!r} is neither a scenario ({', '.join(SCENARIOS)}) nor a train task "
                                 f"({', '.join(self.tasks)})")
+        caps = {"max_pool_size": self.max_pool_size, **{f"max_pool_for.{k}": v for k, v in self.max_pool_for.items()}}
+        for name, cap in caps.items():
             if cap is not None and (self.ranker != "iranker" or not isinstance(cap, int) or cap < 2):
-                problems.append(f"max_pool_for.{key} applies to iranker elimination steps and must be >= 2 (or null), got {cap!r}")
+                problems.append(f"{name} applies to iranker elimination steps and must be >= 2 (or null), got {cap!r}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             problems.append(f"max_seconds must be > 0 or null (no budget), got {self.max_seconds}")
         if self.max_steps < 1 or self.save_steps < 1:
