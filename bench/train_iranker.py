@@ -86,14 +86,18 @@ def _task_limits(raw: list[str], tasks: list[str]) -> dict[str, int]:
     return out
 
 
-def _pool_caps(raw: list[str]) -> dict[str, int]:
-    """--max-pool-for KEY=N values (the training config checks the keys and N before any model loads)."""
+def _per_key(raw: list[str], flag: str, example: str, number=int) -> dict[str, float]:
+    """--max-pool-for / --draw-weight-for KEY=N values (the training config checks the keys and values before any
+    model loads)."""
     out = {}
     for item in raw:
         key, sep, n = item.partition("=")
-        if not sep or not n.strip().isdigit():
-            raise SystemExit(f"--max-pool-for {item!r}: expected SCENARIO=N or TASK=N, e.g. rec=20")
-        out[key.strip()] = int(n)
+        try:
+            out[key.strip()] = number(n)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise SystemExit(f"{flag} {item!r}: expected SCENARIO=N or TASK=N, e.g. {example}")
     return out
 
 
@@ -175,6 +179,10 @@ def main() -> None:
                     help="--max-pool for one scenario or task (repeatable), e.g. rec=20: rec's context-free scorer "
                          "scores a sample once for all of its pools, so rec can train on the 20-candidate pools it "
                          "is evaluated on while routing keeps short prompts")
+    ap.add_argument("--draw-weight-for", action="append", default=[], metavar="KEY=W",
+                    help="how often one scenario's or task's samples are drawn into a batch, relative to 1 "
+                         "(repeatable), e.g. passage=8: passage has ~20 train queries per task against rec's "
+                         "thousands of users, so by count it gets ~1%% of the draws")
     ap.add_argument("--val-groups", type=int, default=40,
                     help="per task: train-split groups (users, queries) kept out of training for the held-out curve (0: off)")
     ap.add_argument("--val-every", type=int, default=50, help="steps between held-out checks")
@@ -203,7 +211,8 @@ def main() -> None:
         max_steps=args.max_steps, max_seconds=60 * args.budget_minutes, batch_size=args.batch_size,
         learning_rate=args.learning_rate, beta=args.beta, objective=args.objective, target_tau=args.target_tau,
         max_train_samples=args.max_train_samples, max_pool_size=args.max_pool, save_steps=25,
-        max_pool_for=_pool_caps(args.max_pool_for),
+        max_pool_for=_per_key(args.max_pool_for, "--max-pool-for", "rec=20"),
+        draw_weight_for=_per_key(args.draw_weight_for, "--draw-weight-for", "passage=8", float),
         pointer_trains_lora=args.pointer_trains_lora,
         lora={"enabled": True, "r": args.lora_r, "alpha": 2 * args.lora_r, "top_layers": args.top_layers},
         autocast=args.autocast,
@@ -274,7 +283,7 @@ def main() -> None:
         "objective": args.objective, "train_tasks": cfg.tasks,
         "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "objective",
                                                    "target_tau", "lora_r",
-                                                   "top_layers", "max_prompt_tokens", "score_tau", "stable_labels", "label_position", "max_train_samples", "max_pool", "max_pool_for", "val_groups", "eval_limit", "eval_limit_for", "pointer_trains_lora",
+                                                   "top_layers", "max_prompt_tokens", "score_tau", "stable_labels", "label_position", "max_train_samples", "max_pool", "max_pool_for", "draw_weight_for", "val_groups", "eval_limit", "eval_limit_for", "pointer_trains_lora",
                                                    "eval_dtype", "autocast")},
         "steps": summary["steps"], "train_seconds": summary["seconds"],
         # held-out checks are in the budget, not in the cost of a step

@@ -281,6 +281,30 @@ def test_max_pool_for_caps_each_scenario_or_task_on_its_own(prepared, tmp_path):
     assert biggest(both) == {"passage-5": 5, "rec-movie": 4}
 
 
+def test_draw_weight_for_sets_each_tasks_share_of_batch_items(prepared, tmp_path):
+    import random
+
+    from components.training.expected_reward import ExpectedRewardTrainer
+
+    cfg = config(prepared, tmp_path, tasks=("passage-5", "rec-movie"), max_train_samples=4, max_pool_size=3,
+                 batch_size=1, draw_weight_for={"passage": 2, "passage-5": 8})
+    trainer = ExpectedRewardTrainer(cfg)
+    trainer.setup()
+    task_of = lambda k: trainer.rows[trainer.items[k][0]]["task"]
+    assert sorted(task_of(k) for k in range(len(trainer.items))) == ["passage-5"] * 4 + ["rec-movie"] * 4
+    # the task's own entry (8) wins over its scenario's (2): 4 * 8 of 4 * 8 + 4 * 1 weight is passage-5's
+    assert sorted(set(trainer.item_weights)) == [1.0, 8.0]
+    rng = random.Random(0)
+    draws = [task_of(k) for _ in range(4000) for k in trainer._draw(rng)]
+    assert draws.count("passage-5") / len(draws) == pytest.approx(32 / 36, abs=0.02)
+    # a batch never repeats an item, weighted or not
+    trainer.cfg = dataclasses.replace(cfg, batch_size=8)
+    assert all(sorted(trainer._draw(rng)) == list(range(8)) for _ in range(5))
+    # without weights the draw is the plain seeded sample, so earlier runs' batches are unchanged
+    trainer.item_weights = None
+    assert trainer._draw(random.Random("42:3")) == random.Random("42:3").sample(range(8), 8)
+
+
 def test_validation_holds_out_whole_train_groups(prepared, tmp_path):
     samples, _ = prepared
     from components.io import read_samples
@@ -340,6 +364,9 @@ def test_held_out_check_is_logged_at_the_first_every_nth_and_last_step(prepared,
         ({"max_pool_size": 1}, "max_pool_size applies to iranker elimination steps and must be >= 2"),
         ({"max_pool_for": {"recc": 20}}, "max_pool_for: 'recc' is neither a scenario"),
         ({"max_pool_for": {"rec": 1}}, "max_pool_for.rec applies to iranker elimination steps and must be >= 2"),
+        ({"draw_weight_for": {"passages": 8}}, "draw_weight_for: 'passages' is neither a scenario"),
+        ({"draw_weight_for": {"passage": 0}}, "draw_weight_for.passage must be a number > 0, got 0"),
+        ({"draw_weight_for": {"passage": 2}, "algo": "grpo", "num_generations": 2}, "draw_weight_for applies to"),
         ({"objective": "max-margin"}, "objective must be one of"),
         ({"mode": "letters"}, "mode must be one of"),
         ({"scorers": {"rec": "popularity"}}, "unknown scorer 'popularity'; valid scorers"),

@@ -95,6 +95,10 @@ class TrainConfig:
     max_pool_for: dict[str, int | None] = setting(factory=dict, help="max_pool_size per scenario or task (a task's own "
                                                                     "entry first), e.g. {rec: 20}: a context-free scorer "
                                                                     "scores a sample once for all of its pools")
+    draw_weight_for: dict[str, float] = setting(factory=dict, help="how often a scenario's or task's items are drawn "
+                                                                  "into a batch, relative to 1 (a task's own entry "
+                                                                  "first), e.g. {passage: 8}: a task with few train "
+                                                                  "samples still gets its share of updates")
     max_steps: int = setting(50, "optimizer steps")
     max_seconds: float | None = setting(None, "wall-clock budget: stop (checkpoint + final model) after the step "
                                               "that crosses it")
@@ -145,6 +149,13 @@ class TrainConfig:
                 return self.max_pool_for[key]
         return self.max_pool_size
 
+    def draw_weight(self, task: str, scenario: str) -> float:
+        """How often a task's items are drawn, relative to 1: its own `draw_weight_for` entry, its scenario's, else 1."""
+        for key in (task, scenario):
+            if key in self.draw_weight_for:
+                return float(self.draw_weight_for[key])
+        return 1.0
+
     def _problems(self) -> list[str]:
         """Every value problem at once, each naming its key."""
         problems = []
@@ -159,10 +170,16 @@ class TrainConfig:
                 f"batch_size ({self.batch_size}) must be a multiple of num_generations ({self.num_generations}): "
                 f"GRPO scores each prompt's group together; try batch_size={self.num_generations * max(1, self.batch_size // self.num_generations)}"
             )
-        for key in self.max_pool_for:
-            if key not in SCENARIOS and key not in self.tasks:
-                problems.append(f"max_pool_for: {key!r} is neither a scenario ({', '.join(SCENARIOS)}) nor a train task "
-                                f"({', '.join(self.tasks)})")
+        for name, keyed in (("max_pool_for", self.max_pool_for), ("draw_weight_for", self.draw_weight_for)):
+            for key in keyed:
+                if key not in SCENARIOS and key not in self.tasks:
+                    problems.append(f"{name}: {key!r} is neither a scenario ({', '.join(SCENARIOS)}) nor a train task "
+                                    f"({', '.join(self.tasks)})")
+        for key, w in self.draw_weight_for.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0 or w == float("inf"):
+                problems.append(f"draw_weight_for.{key} must be a number > 0, got {w!r}")
+        if self.draw_weight_for and self.algo != "expected-reward":
+            problems.append("draw_weight_for applies to algo=expected-reward (GRPO draws its own batches)")
         caps = {"max_pool_size": self.max_pool_size, **{f"max_pool_for.{k}": v for k, v in self.max_pool_for.items()}}
         for name, cap in caps.items():
             if cap is not None and (self.ranker != "iranker" or not isinstance(cap, int) or cap < 2):

@@ -82,6 +82,7 @@ class ExpectedRewardTrainer:
             raise TrainingConfigError("no training prompts: the train split is empty")
         self.rewards = _exclusion_table(self.rows, cfg)
         self.items = self._items(self.rows)
+        self.item_weights = self._item_weights(self.items)
         self.backend = TransformersBackend(self.model, self.tok)
         self.label_tokens = self._tokens_of(self.rows)
         self.val_rows = _validation_rows(held, cfg, self.tok)
@@ -104,6 +105,28 @@ class ExpectedRewardTrainer:
             else:
                 items.append([i])
         return items
+
+    def _item_weights(self, items) -> list[float] | None:
+        """Each item's draw weight (`draw_weight_for`); None when all are 1, so batches are the plain seeded draw."""
+        weights = [self.cfg.draw_weight(self.rows[it[0]]["task"], self.by_id[self.rows[it[0]]["sample_id"]].scenario)
+                   for it in items]
+        if all(w == 1.0 for w in weights):
+            return None
+        share: dict[str, float] = {}
+        for it, w in zip(items, weights):
+            share[self.rows[it[0]]["task"]] = share.get(self.rows[it[0]]["task"], 0.0) + w / sum(weights)
+        log.info("draw weights: each task's expected share of batch items: %s",
+                 ", ".join(f"{t} {v:.1%}" for t, v in sorted(share.items())))
+        return weights
+
+    def _draw(self, rng: random.Random) -> list[int]:
+        """The items of one batch, without repeats: uniform, or by draw weight (Efraimidis-Spirakis keys u^(1/w),
+        the largest k), so an item of weight 8 is about 8 times as likely to be in a batch as one of weight 1."""
+        k = min(self.cfg.batch_size, len(self.items))
+        if self.item_weights is None:
+            return rng.sample(range(len(self.items)), k)
+        keys = [rng.random() ** (1.0 / w) for w in self.item_weights]
+        return sorted(range(len(keys)), key=keys.__getitem__, reverse=True)[:k]
 
     def _tokens_of(self, some_rows) -> list:
         """Fast mode: each row's label tokens; score mode reads candidates instead."""
@@ -229,7 +252,7 @@ class ExpectedRewardTrainer:
         cfg, rows, rewards = self.cfg, self.rows, self.rewards
         # the batch depends on (seed, step) only, so a resumed run continues with the same data
         rng = random.Random(f"{cfg.seed}:{self.global_step}")
-        picked = rng.sample(range(len(self.items)), min(cfg.batch_size, len(self.items)))
+        picked = self._draw(rng)
         idx = [i for k in picked for i in self.items[k]]
         # every drawn item weighs the same; a sample's pools share its weight
         weight = {i: 1.0 / (len(picked) * len(self.items[k])) for k in picked for i in self.items[k]}
