@@ -113,8 +113,9 @@ class ExpectedRewardTrainer:
         if all(w == 1.0 for w in weights):
             return None
         share: dict[str, float] = {}
+        total = sum(weights)
         for it, w in zip(items, weights):
-            share[self.rows[it[0]]["task"]] = share.get(self.rows[it[0]]["task"], 0.0) + w / sum(weights)
+            share[self.rows[it[0]]["task"]] = share.get(self.rows[it[0]]["task"], 0.0) + w / total
         log.info("draw weights: each task's expected share of batch items: %s",
                  ", ".join(f"{t} {v:.1%}" for t, v in sorted(share.items())))
         return weights
