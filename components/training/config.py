@@ -144,17 +144,11 @@ class TrainConfig:
     def pool_cap(self, task: str, scenario: str) -> int | None:
         """The largest elimination pool trained on for a task: its own `max_pool_for` entry, its scenario's, else
         `max_pool_size`."""
-        for key in (task, scenario):
-            if key in self.max_pool_for:
-                return self.max_pool_for[key]
-        return self.max_pool_size
+        return _own_or_scenario(self.max_pool_for, task, scenario, self.max_pool_size)
 
     def draw_weight(self, task: str, scenario: str) -> float:
         """How often a task's items are drawn, relative to 1: its own `draw_weight_for` entry, its scenario's, else 1."""
-        for key in (task, scenario):
-            if key in self.draw_weight_for:
-                return float(self.draw_weight_for[key])
-        return 1.0
+        return float(_own_or_scenario(self.draw_weight_for, task, scenario, 1.0))
 
     def _problems(self) -> list[str]:
         """Every value problem at once, each naming its key."""
@@ -252,6 +246,15 @@ class TrainConfig:
         from components.prompts import mode_template_hash
 
         return lambda tok: mode_template_hash(tok, self.ranker, self.prompt, self.eval_mode, self.scorers)
+
+
+def _own_or_scenario(per_key: dict[str, Any], task: str, scenario: str, default: Any) -> Any:
+    """A per-scenario-or-task setting (`max_pool_for`, `draw_weight_for`): the task's own entry, its scenario's,
+    else `default`."""
+    for key in (task, scenario):
+        if key in per_key:
+            return per_key[key]
+    return default
 
 
 def build_train_config(raw: dict[str, Any] | None, prompt: PromptConfig, rewards: dict | None, **overrides) -> TrainConfig:
