@@ -25,13 +25,14 @@ each with the peak GPU memory (torch.cuda.max_memory_allocated). Writes one JSON
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import tempfile
 import time
 import traceback
 from pathlib import Path
+
+from components.io import write_json
 
 ARCH_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 QWEN25_05B = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
@@ -116,17 +117,13 @@ def eval_throughput(spec: str, device: str, samples_dir: Path, limits: dict[str,
     return out
 
 
-def _health(folder: Path) -> list[dict]:
-    path = folder / "health.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
 def train_steps(spec: str, device: str, samples_dir: Path, out: Path, steps: int, algo: str,
                 completion_tokens: int = 128) -> dict:
     """`steps` optimizer steps of the expected-reward trainer (score mode) or TRL GRPO (reasoning mode)."""
     import torch
     from safetensors.torch import load_file
 
+    from components.io import read_jsonl
     from components.prompts import PromptConfig
     from components.training import LoraSettings, MonitorSettings, TrainConfig, train
 
@@ -144,7 +141,8 @@ def train_steps(spec: str, device: str, samples_dir: Path, out: Path, steps: int
     started = time.perf_counter()
     summary = train(cfg)
     seconds = time.perf_counter() - started
-    health = _health(out)[1:] or _health(out)  # the first step pays for warm-up
+    logged = read_jsonl(out / "health.jsonl")  # both trainers write it
+    health = logged[1:] or logged  # the first step pays for warm-up
     mean = lambda key: (sum(h[key] for h in health if key in h) / max(1, sum(key in h for h in health))) or None
     final, init = Path(summary["final"]), load_file(str(Path(spec) / "model.safetensors"))
     trained = load_file(str(final / "model.safetensors"))  # LoRA merged in
@@ -204,10 +202,7 @@ def main() -> None:
                 qwen = qwen or random_model(args.arch, tmp / "qwen25-05b-random", qwen=True)
                 run_part(report, f"{device}/train-grpo", train_steps, qwen, device, args.samples,
                          tmp / f"grpo-{device}", steps.get(device, 3), "grpo", args.completion_tokens)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    staged = args.out.with_suffix(".tmp")
-    staged.write_text(json.dumps(report, indent=2) + "\n")
-    staged.replace(args.out)
+    write_json(args.out, report)  # temp file, then rename (parent folders made)
     print(f"wrote {args.out}")
 
 

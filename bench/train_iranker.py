@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.config import load_params  # noqa: E402
 from components.evaluation import evaluate_report, load_eval_samples  # noqa: E402
-from components.io import write_json  # noqa: E402
+from components.io import read_jsonl, write_json  # noqa: E402
 from components.pipeline import write_curves  # noqa: E402
 from components.prompts import LABEL_POSITIONS  # noqa: E402
 from components.rankers import LLMRankerConfig, build_ranker  # noqa: E402
@@ -93,11 +93,11 @@ def _per_key(raw: list[str], flag: str, example: str, number=int) -> dict[str, f
     for item in raw:
         key, sep, n = item.partition("=")
         try:
+            if not sep or (number is int and not n.strip().isdigit()):  # a pool cap is a count: no sign, no point
+                raise ValueError
             out[key.strip()] = number(n)
         except ValueError:
-            sep = ""
-        if not sep:
-            raise SystemExit(f"{flag} {item!r}: expected SCENARIO=N or TASK=N, e.g. {example}")
+            raise SystemExit(f"{flag} {item!r}: expected SCENARIO=N or TASK=N, e.g. {example}") from None
     return out
 
 
@@ -231,7 +231,7 @@ def main() -> None:
 
         summary = train(cfg, progress=progress)
     write_curves(out / "train")
-    health = [json.loads(line) for line in (out / "train" / "health.jsonl").read_text().splitlines() if line.strip()]
+    health = read_jsonl(out / "train" / "health.jsonl")
 
     reports = {}
     base = _reusable_base(out / "eval-base" / "metrics.json", args) if args.reuse_base else None

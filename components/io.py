@@ -75,6 +75,12 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file our own code wrote (health.jsonl, rankings.jsonl); blank lines skipped.
+    User data goes through `read_samples`, which names each bad row."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_write(path) as fh:
         fh.write(text)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import logging
 import statistics
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Params
-from components.io import DataError, write_json, write_text
+from components.io import DataError, read_jsonl, write_json, write_text
 from components.report import EvalReport, TaskComparison
 
 log = logging.getLogger(__name__)
@@ -149,7 +148,7 @@ def rolling_mean(values: list[float], window: int) -> list[float]:
 
 def write_curves(out: Path) -> Path:
     """health.jsonl -> curves.csv (DVC plots) and reward_curve.png (people)."""
-    rows = [json.loads(line) for line in (out / "health.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_jsonl(out / "health.jsonl")
     fields = ["step"] + sorted({k for r in rows for k in r} - {"step"})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
