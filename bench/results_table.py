@@ -188,8 +188,8 @@ def _pool_caps(st: dict, cap: str, own: str) -> str:
     """The pool cap (`--max-pool`) in `cap`'s words, then each scenario's or task's own (`--max-pool-for`) in `own`'s."""
     text = cap.format(st["max_pool"]) if st.get("max_pool") else ""
     text += "".join(own.format(*item.split("=", 1)) for item in st.get("max_pool_for") or [])  # 'KEY=N', as typed
-    weights = st.get("draw_weight_for") or []
-    return text + (f", drawn x{', x'.join(w.split('=', 1)[1] + ' ' + w.split('=', 1)[0] for w in weights)}" if weights else "")
+    weights = ["x{1} {0}".format(*item.split("=", 1)) for item in st.get("draw_weight_for") or []]  # 'KEY=W', as typed
+    return text + (", drawn " + ", ".join(weights) if weights else "")
 
 
 def _own_limits(st: dict) -> str:

@@ -298,6 +298,8 @@ def test_draw_weight_for_sets_each_tasks_share_of_batch_items(prepared, tmp_path
     draws = [task_of(k) for _ in range(4000) for k in trainer._draw(rng)]
     assert draws.count("passage-5") / len(draws) == pytest.approx(32 / 36, abs=0.02)
     # a batch never repeats an item, weighted or not
+    trainer.cfg = dataclasses.replace(cfg, batch_size=5)
+    assert all(len(set(batch)) == 5 for batch in (trainer._draw(rng) for _ in range(200)))
     trainer.cfg = dataclasses.replace(cfg, batch_size=8)
     assert all(sorted(trainer._draw(rng)) == list(range(8)) for _ in range(5))
     # without weights the draw is the plain seeded sample, so earlier runs' batches are unchanged
