@@ -1,0 +1,74 @@
+"""Where a trained rec ranker gained or lost: MRR change split by the kind of gold title.
+
+Reads the base and trained evaluations' rankings.jsonl of training runs (`bench/train_iranker.py
+--out artifacts/bench/<run>`) and the test samples, and prints, per run and task, the mean change
+in reciprocal rank x 100 on the samples whose gold title is a compilation ("best of", "greatest
+hits", "collection", ...) and on the others, and how often the base's and the trained ranker's top
+item is a compilation; first, per task and split, the share of gold titles and of the other
+candidates that are compilations. No model runs. Not run by CI.
+
+    python bench/rec_gold_kinds.py score_v4 score_v5 --base artifacts/bench/score_v3/eval-base/rankings.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from components.io import read_jsonl  # noqa: E402
+
+# a title that names a compilation rather than one album: music's generic, highly predictable titles
+COMPILATION = re.compile(r"best|greatest|hits|collection|essential|gold|anthology|definitive|ultimate", re.I)
+
+
+def rankings(path: Path, task: str) -> dict[str, list[str]]:
+    """Ranked candidate ids by sample id, for `task`'s rows of an evaluation's rankings.jsonl."""
+    return {r["sample_id"]: r["order"] for r in read_jsonl(path) if r["task"] == task}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="run folders under --bench (each with eval-trained/rankings.jsonl)")
+    ap.add_argument("--bench", default="artifacts/bench")
+    ap.add_argument("--base", default=None, help="the base's rankings.jsonl (default: each run's eval-base)")
+    ap.add_argument("--samples", default="artifacts/bench/samples")
+    ap.add_argument("--tasks", default="rec-music,rec-movie,rec-game")
+    args = ap.parse_args()
+
+    for task in args.tasks.split(","):
+        for split in ("train", "test"):
+            kinds: dict[bool, list[bool]] = {True: [], False: []}  # gold or not -> is a compilation
+            for sample in read_jsonl(Path(args.samples) / task / f"{split}.jsonl"):
+                gold = max(sample["relevance"], key=sample["relevance"].get)
+                for c in sample["candidates"]:
+                    kinds[c["id"] == gold].append(bool(COMPILATION.search(c["text"])))
+            print(f"{task} {split}: compilations among gold titles {statistics.mean(kinds[True]):.3f}, "
+                  f"among the other candidates {statistics.mean(kinds[False]):.3f}")
+        samples = {s["sample_id"]: s for s in read_jsonl(Path(args.samples) / task / "test.jsonl")}
+        for run in args.runs:
+            folder = Path(args.bench) / run
+            base = rankings(Path(args.base) if args.base else folder / "eval-base" / "rankings.jsonl", task)
+            trained = rankings(folder / "eval-trained" / "rankings.jsonl", task)
+            diffs: dict[bool, list[float]] = {True: [], False: []}
+            tops, base_tops = [], []
+            for sid, order in trained.items():
+                sample = samples[sid]
+                titles = {c["id"]: c["text"] for c in sample["candidates"]}
+                gold = max(sample["relevance"], key=sample["relevance"].get)
+                change = 1 / (order.index(gold) + 1) - 1 / (base[sid].index(gold) + 1)
+                diffs[bool(COMPILATION.search(titles[gold]))].append(100 * change)
+                tops.append(bool(COMPILATION.search(titles[order[0]])))
+                base_tops.append(bool(COMPILATION.search(titles[base[sid][0]])))
+            parts = [f"{'compilation' if kind else 'other'} gold n={len(d)} {statistics.mean(d):+.1f}"
+                     for kind, d in diffs.items() if d]
+            print(f"{task} {run}: " + ", ".join(parts) + f"; top item a compilation: base {statistics.mean(base_tops):.2f}, "
+                  f"trained {statistics.mean(tops):.2f}")
+
+
+if __name__ == "__main__":
+    main()
