@@ -56,7 +56,10 @@ def main() -> None:
     ap.add_argument("--max-prompt-tokens", type=int, default=512)
     ap.add_argument("--out", default="artifacts/bench/rec_calibration.json")
     args = ap.parse_args()
-    alphas = sorted({0.0, *(float(a) for a in args.alphas.split(","))})  # a = 0, the shipped scorer, always
+    try:
+        alphas = sorted({0.0, *(float(a) for a in args.alphas.split(","))})  # a = 0, the shipped scorer, always
+    except ValueError:
+        raise SystemExit(f"--alphas {args.alphas!r}: give comma-separated numbers, e.g. 0,0.5,1") from None
     tasks = args.tasks.split(",")
     by_task = load_eval_samples(Path(args.samples), tasks, args.split, args.limit)
     missing = [t for t in tasks if not by_task.get(t)]
