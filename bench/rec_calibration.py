@@ -31,17 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.evaluation import load_eval_samples  # noqa: E402
 from components.io import write_json  # noqa: E402
-from components.metrics import paired_test  # noqa: E402
+from components.metrics import paired_test, per_sample_metrics  # noqa: E402
 from components.models import load_model  # noqa: E402
 from components.prompts import PromptConfig  # noqa: E402
 from components.prompts.scoring import SCORER_TEXT, ScoreInputs, build_score_inputs, user_ids  # noqa: E402
 from components.scorers import continuation_scores  # noqa: E402
 from rec_gold_kinds import COMPILATION  # noqa: E402  (bench/, beside this script)
-
-
-def reciprocal_rank(scores: dict[str, float], gold: str) -> float:
-    """1 / the gold's rank when candidates are sorted by score, highest first (ties: the gold last)."""
-    return 1.0 / (1 + sum(s >= scores[gold] for cid, s in scores.items() if cid != gold))
 
 
 def main() -> None:
@@ -75,7 +70,7 @@ def main() -> None:
     prior: dict[str, float] = {}  # context-free score by title: the same for every user
     report, started = {}, time.perf_counter()
     for task in tasks:
-        rows = []
+        rows = []  # (gold is a compilation, {alpha: reciprocal rank})
         for sample in by_task[task]:
             inputs = build_score_inputs(sample, "candidate-likelihood", tok, cfg)
             titles = {c.id: c.text for c in sample.candidates}
@@ -87,10 +82,12 @@ def main() -> None:
                                        [inputs.continuations[k] for k in new], 0)
                     for k, s in zip(new, continuation_scores(model, free, tok.pad_token_id).tolist()):
                         prior[titles[inputs.ids[k]]] = s
-            gold = max(sample.relevance, key=sample.relevance.get)
-            rr = {a: reciprocal_rank({cid: c - a * prior[titles[cid]] for cid, c in zip(inputs.ids, cond)}, gold)
-                  for a in alphas}
-            rows.append((bool(COMPILATION.search(titles[gold])), rr))
+            orders = []  # one ranking per alpha, highest score first, read by the evaluation's own MRR
+            for a in alphas:
+                score = {cid: c - a * prior[titles[cid]] for cid, c in zip(inputs.ids, cond)}
+                orders.append(sorted(inputs.ids, key=score.get, reverse=True))
+            rr = per_sample_metrics(orders, [sample.relevance] * len(alphas), ("mrr",))["mrr"]
+            rows.append((bool(COMPILATION.search(titles[sample.gold_ids[0]])), dict(zip(alphas, rr.tolist()))))
         report[task] = {
             "n": len(rows), "compilation_golds": sum(c for c, _ in rows),
             "mrr": {str(a): 100 * statistics.mean(r[a] for _, r in rows) for a in alphas},

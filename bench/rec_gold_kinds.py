@@ -20,7 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from components.evaluation import load_eval_samples  # noqa: E402
 from components.io import read_jsonl  # noqa: E402
+from components.metrics import per_sample_metrics  # noqa: E402
 
 # a title that names a compilation rather than one album: music's generic, highly predictable titles
 COMPILATION = re.compile(r"best|greatest|hits|collection|essential|gold|anthology|definitive|ultimate", re.I)
@@ -41,34 +43,35 @@ def main() -> None:
     args = ap.parse_args()
 
     for task in args.tasks.split(","):
-        for split in ("train", "test"):
+        by_split = {split: load_eval_samples(Path(args.samples), [task], split)[task] for split in ("train", "test")}
+        for split, split_samples in by_split.items():
             kinds: dict[bool, list[bool]] = {True: [], False: []}  # gold or not -> is a compilation
-            for sample in read_jsonl(Path(args.samples) / task / f"{split}.jsonl"):
-                gold = max(sample["relevance"], key=sample["relevance"].get)
-                for c in sample["candidates"]:
-                    kinds[c["id"] == gold].append(bool(COMPILATION.search(c["text"])))
+            for sample in split_samples:
+                gold = set(sample.gold_ids)
+                for c in sample.candidates:
+                    kinds[c.id in gold].append(bool(COMPILATION.search(c.text)))
             print(f"{task} {split}: compilations among gold titles {statistics.mean(kinds[True]):.3f}, "
                   f"among the other candidates {statistics.mean(kinds[False]):.3f}")
-        samples = {s["sample_id"]: s for s in read_jsonl(Path(args.samples) / task / "test.jsonl")}
+        samples = {s.sample_id: s for s in by_split["test"]}
         for run in args.runs:
             folder = Path(args.bench) / run
             base = rankings(Path(args.base) if args.base else folder / "eval-base" / "rankings.jsonl", task)
             trained = rankings(folder / "eval-trained" / "rankings.jsonl", task)
+            ranked = [samples[sid] for sid in trained]
+            relevances = [s.relevance for s in ranked]
+            rr_trained = per_sample_metrics(list(trained.values()), relevances, ("mrr",))["mrr"]
+            rr_base = per_sample_metrics([base[s.sample_id] for s in ranked], relevances, ("mrr",))["mrr"]
             diffs: dict[bool, list[float]] = {True: [], False: []}
             tops, base_tops = [], []
-            for sid, order in trained.items():
-                sample = samples[sid]
-                titles = {c["id"]: c["text"] for c in sample["candidates"]}
-                gold = max(sample["relevance"], key=sample["relevance"].get)
-                change = 1 / (order.index(gold) + 1) - 1 / (base[sid].index(gold) + 1)
-                diffs[bool(COMPILATION.search(titles[gold]))].append(100 * change)
+            for sample, order, change in zip(ranked, trained.values(), rr_trained - rr_base):
+                titles = {c.id: c.text for c in sample.candidates}
+                diffs[bool(COMPILATION.search(titles[sample.gold_ids[0]]))].append(100 * change)
                 tops.append(bool(COMPILATION.search(titles[order[0]])))
-                base_tops.append(bool(COMPILATION.search(titles[base[sid][0]])))
+                base_tops.append(bool(COMPILATION.search(titles[base[sample.sample_id][0]])))
             parts = [f"{'compilation' if kind else 'other'} gold n={len(d)} {statistics.mean(d):+.1f}"
                      for kind, d in diffs.items() if d]
             print(f"{task} {run}: " + ", ".join(parts) + f"; top item a compilation: base {statistics.mean(base_tops):.2f}, "
                   f"trained {statistics.mean(tops):.2f}")
-
 
 if __name__ == "__main__":
     main()
