@@ -11,7 +11,8 @@ for a in `--alphas` (a = 0: the shipped scorer; a = 1: pointwise mutual informat
 MRR x 100 per task and alpha (with the paired permutation p against a = 0), and, per task, MRR
 on the samples whose gold title is a compilation ("best of", "greatest hits", ...) and on the
 others: the keep-target runs lost Rec-Music exactly on the compilation golds (docs/RESULTS.md,
-experiment history). Prints a line per task when it is done (about 2 s per sample on 2 cores).
+experiment history). Shows a progress bar per task (about 2 s per sample on 2 cores) and prints a
+line per task when it is done.
 
 Measure on the train split (the default) to choose; the test split only to confirm a choice.
 Not run by CI.
@@ -62,6 +63,7 @@ def main() -> None:
         raise SystemExit(f"no {args.split} samples for {', '.join(missing)} under {args.samples}")
 
     import torch
+    from rich.progress import track
 
     model, tok = load_model(args.model, dtype=args.dtype)
     cfg = PromptConfig(max_prompt_tokens=args.max_prompt_tokens)
@@ -71,7 +73,7 @@ def main() -> None:
     report, started = {}, time.perf_counter()
     for task in tasks:
         rows = []  # (gold is a compilation, {alpha: reciprocal rank})
-        for sample in by_task[task]:
+        for sample in track(by_task[task], description=f"{task} ({args.split})", transient=True):
             inputs = build_score_inputs(sample, "candidate-likelihood", tok, cfg)
             titles = {c.id: c.text for c in sample.candidates}
             new = [k for k, cid in enumerate(inputs.ids) if titles[cid] not in prior]
