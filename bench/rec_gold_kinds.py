@@ -42,9 +42,12 @@ def main() -> None:
     ap.add_argument("--tasks", default="rec-music,rec-movie,rec-game")
     args = ap.parse_args()
 
-    for task in args.tasks.split(","):
-        by_split = {split: load_eval_samples(Path(args.samples), [task], split)[task] for split in ("train", "test")}
-        for split, split_samples in by_split.items():
+    tasks = args.tasks.split(",")
+    # each split's files read once for all tasks (load_eval_samples reads the whole folder)
+    by_split = {split: load_eval_samples(Path(args.samples), tasks, split) for split in ("train", "test")}
+    for task in tasks:
+        for split, by_task in by_split.items():
+            split_samples = by_task[task]
             kinds: dict[bool, list[bool]] = {True: [], False: []}  # gold or not -> is a compilation
             for sample in split_samples:
                 gold = set(sample.gold_ids)
@@ -52,7 +55,7 @@ def main() -> None:
                     kinds[c.id in gold].append(bool(COMPILATION.search(c.text)))
             print(f"{task} {split}: compilations among gold titles {statistics.mean(kinds[True]):.3f}, "
                   f"among the other candidates {statistics.mean(kinds[False]):.3f}")
-        samples = {s.sample_id: s for s in by_split["test"]}
+        samples = {s.sample_id: s for s in by_split["test"][task]}
         for run in args.runs:
             folder = Path(args.bench) / run
             base = rankings(Path(args.base) if args.base else folder / "eval-base" / "rankings.jsonl", task)
@@ -72,6 +75,7 @@ def main() -> None:
                      for kind, d in diffs.items() if d]
             print(f"{task} {run}: " + ", ".join(parts) + f"; top item a compilation: base {statistics.mean(base_tops):.2f}, "
                   f"trained {statistics.mean(tops):.2f}")
+
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.config.params import load_params  # noqa: E402
 from components.datasets import load_task  # noqa: E402
-from components.io import read_jsonl, write_jsonl  # noqa: E402
+from components.evaluation import load_eval_samples  # noqa: E402
+from components.io import write_jsonl  # noqa: E402
 
 
 def main() -> None:
@@ -39,21 +40,25 @@ def main() -> None:
     ap.add_argument("--out", default="artifacts/bench/samples_unseen")
     args = ap.parse_args()
 
-    for task in args.tasks.split(","):
-        prepared = {split: list(read_jsonl(Path(args.samples) / task / f"{split}.jsonl")) for split in ("train", "test")}
+    tasks = args.tasks.split(",")
+    # through the sample contract, each split read once for all tasks
+    prepared = {split: load_eval_samples(Path(args.samples), tasks, split) for split in ("train", "test")}
+    chosen = {}
+    for task in tasks:  # every task checked and chosen before any file is written
         params = load_params(args.params, overrides={f"prepare.tasks.{task}.max_train": None,
                                                       f"prepare.tasks.{task}.train_windows": 1})
         rebuilt = load_task(task, params.prepare)
-        if sorted(s.sample_id for s in rebuilt.splits["test"]) != sorted(r["sample_id"] for r in prepared["test"]):
+        if sorted(s.sample_id for s in rebuilt.splits["test"]) != sorted(s.sample_id for s in prepared["test"][task]):
             raise SystemExit(f"{task}: the test split rebuilt from {args.params} differs from "
                              f"{args.samples}/{task}/test.jsonl; pass the params the samples were prepared with")
-        used = {r["group"] for rows in prepared.values() for r in rows}
+        used = {s.group for by_task in prepared.values() for s in by_task[task]}
         unseen = [s for s in rebuilt.splits["train"] if s.group not in used]
         random.Random(args.seed).shuffle(unseen)
+        chosen[task] = (unseen[: args.n], len(unseen))
+    for task, (samples, available) in chosen.items():
         path = Path(args.out) / task / "test.jsonl"
-        n = write_jsonl(path, (s.to_dict() for s in unseen[: args.n]))  # temp file, then rename
-        print(f"{task}: {n} of {len(unseen)} unseen train-split users (last item each) -> {path}")
-
+        n = write_jsonl(path, (s.to_dict() for s in samples))  # temp file, then rename
+        print(f"{task}: {n} of {available} unseen train-split users (last item each) -> {path}")
 
 if __name__ == "__main__":
     main()
