@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from components.io import DataError, atomic_dir, dumps_line, read_sample_folder
-from components.metrics import paired_test, per_sample_metrics, summarise
+from components.metrics import DEFAULT_METRICS, TREC_METRICS, judgements, paired_test, per_sample_metrics, summarise
 from components.report import Comparison, Cost, EvalReport, Metrics, Parse, SystemInfo, TaskComparison, TaskReport
 from components.schema import Ranking, RankingSample
 
@@ -121,10 +121,19 @@ def measure_task(samples: Sequence[RankingSample], rankings: Sequence[Ranking], 
         return TaskReport(**counts)
     ok_samples, ok_rankings = [s for s, _ in done], [r for _, r in done]
     orders = [list(r.order) for r in ok_rankings]
-    values = per_sample_metrics(orders, [s.relevance for s in ok_samples])
+    relevances, judged = [s.relevance for s in ok_samples], judgements(ok_samples)
+    names = DEFAULT_METRICS + (TREC_METRICS if judged else ())
+    values = per_sample_metrics(orders, relevances, names, **judged)
+    summary = summarise(orders, ok_samples, seed, values)
+    per_sample_ndcg10 = None
+    if judged:  # TREC DL: the input run's own nDCG@10 beside the reranker's, and per-query nDCG@10 for paired tests
+        given = per_sample_metrics([s.candidate_ids for s in ok_samples], relevances, ("ndcg@10",), **judged)
+        summary["input_ndcg@10"] = summarise(orders, ok_samples, seed, {"input_ndcg@10": given["ndcg@10"]})["input_ndcg@10"]
+        per_sample_ndcg10 = {s.sample_id: float(v) for s, v in zip(ok_samples, values["ndcg@10"])}
     return TaskReport(
-        **counts, metrics=Metrics.from_dict(summarise(orders, ok_samples, seed, values)),
+        **counts, metrics=Metrics.from_dict(summary),
         per_sample_mrr={s.sample_id: float(v) for s, v in zip(ok_samples, values["mrr"])},
+        per_sample_ndcg10=per_sample_ndcg10,
         parse=Parse.from_dict(_rates(ok_rankings)), cost=Cost.from_dict(_cost(ok_rankings)))
 
 
@@ -144,8 +153,14 @@ def compare_reports(ours: EvalReport, theirs: EvalReport) -> Comparison:
             continue
         a = [mine.per_sample_mrr[i] for i in common]
         b = [other.per_sample_mrr[i] for i in common]
+        ndcg10 = None
+        if mine.per_sample_ndcg10 and other.per_sample_ndcg10:  # TREC DL's headline metric, paired over queries
+            shared = sorted(set(mine.per_sample_ndcg10) & set(other.per_sample_ndcg10))
+            test = paired_test([mine.per_sample_ndcg10[i] for i in shared], [other.per_sample_ndcg10[i] for i in shared])
+            ndcg10 = {**test, "ndcg10": float(np.mean([mine.per_sample_ndcg10[i] for i in shared])),
+                      "other_ndcg10": float(np.mean([other.per_sample_ndcg10[i] for i in shared]))}
         out[task] = TaskComparison(**paired_test(a, b), same_suite=mine.sample_ids_hash == other.sample_ids_hash,
-                                   other_mrr=float(np.mean(b)), mrr=float(np.mean(a)))
+                                   other_mrr=float(np.mean(b)), mrr=float(np.mean(a)), ndcg10=ndcg10)
     return Comparison(system=theirs.system.to_dict(), tasks=out)
 
 

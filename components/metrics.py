@@ -35,7 +35,9 @@ def _integer_grades(relevance: Mapping[str, float]) -> dict[str, int]:
     return {k: (levels.index(g) + 1 if g > 0 else 0) for k, g in grades.items()}
 
 
-def _gold(relevance: Mapping[str, float]) -> dict[str, int]:
+def _gold(relevance: Mapping[str, float], min_grade: float | None = None) -> dict[str, int]:
+    if min_grade is not None:
+        return {k: 1 for k, v in relevance.items() if v >= min_grade}
     top = max(relevance.values(), default=0)
     return {k: 1 for k, v in relevance.items() if v == top and top > 0}
 
@@ -44,12 +46,23 @@ def per_sample_metrics(
     orders: Sequence[Sequence[str]],
     relevances: Sequence[Mapping[str, float]],
     metrics: Sequence[str] = DEFAULT_METRICS,
+    judged: Sequence[Mapping[str, float] | None] | None = None,
+    relevant_grade: Sequence[float | None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """One value per sample for each metric (`mrr`, `ndcg`, `ndcg@k`, `hit@k`)."""
+    """One value per sample for each metric (`mrr`, `mrr@k`, `ndcg`, `ndcg@k`, `hit@k`, `recall@k`).
+
+    `judged[i]`, when given, is every judged document of sample i's query (`meta.qrels`), candidates or
+    not: nDCG's ideal ranking and Recall's denominator come from it, as in trec_eval (unjudged = 0).
+    `relevant_grade[i]`, when given, is the grade from which a document counts as relevant for MRR, Hit
+    and Recall (TREC DL: 2) instead of "the highest grade".
+    """
     from ranx import Qrels, Run, evaluate
 
     if len(orders) != len(relevances):
         raise ValueError(f"{len(orders)} rankings for {len(relevances)} relevance maps")
+    judged = list(judged) if judged is not None else [None] * len(orders)
+    relevant_grade = list(relevant_grade) if relevant_grade is not None else [None] * len(orders)
+    graded_maps = [j if j else r for j, r in zip(judged, relevances)]
     n = len(orders)
     if n == 0:
         return {m: np.zeros(0) for m in metrics}
@@ -58,8 +71,8 @@ def per_sample_metrics(
     for key, order in zip(keys, orders):
         order = list(dict.fromkeys(order)) or [_NO_DOC]
         run[key] = {doc: float(len(order) - pos) for pos, doc in enumerate(order)}
-    graded = {k: (_integer_grades(r) or {_NO_DOC + "g": 0}) for k, r in zip(keys, relevances)}
-    gold = {k: (_gold(r) or {_NO_DOC + "g": 0}) for k, r in zip(keys, relevances)}
+    graded = {k: (_integer_grades(r) or {_NO_DOC + "g": 0}) for k, r in zip(keys, graded_maps)}
+    gold = {k: (_gold(r, g) or {_NO_DOC + "g": 0}) for k, r, g in zip(keys, graded_maps, relevant_grade)}
     ranx_names = {m: m.replace("hit@", "hit_rate@") for m in metrics}
     out: dict[str, np.ndarray] = {}
     graded_metrics = [ranx_names[m] for m in metrics if m.startswith("ndcg")]
@@ -76,6 +89,17 @@ def per_sample_metrics(
             if ranx_names[m] in res:
                 out[m] = np.asarray(res[ranx_names[m]], dtype=float)
     return {m: out[m] for m in metrics}
+
+
+# what TREC DL reranking reports besides the defaults (samples carrying `meta.qrels`)
+TREC_METRICS = ("mrr@10", "recall@100")
+
+
+def judgements(samples: Sequence[RankingSample]) -> dict:
+    """`per_sample_metrics`' keyword arguments for samples that carry full judgements (`meta.qrels`)."""
+    if not any(s.qrels for s in samples):
+        return {}
+    return {"judged": [s.qrels for s in samples], "relevant_grade": [s.meta.get("relevant_grade") for s in samples]}
 
 
 def ndcg_per_sample(orders: Sequence[Sequence[str]], relevances: Sequence[Mapping[str, float]]) -> np.ndarray:
@@ -150,7 +174,7 @@ def summarise(orders: Sequence[Sequence[str]], samples: Sequence[RankingSample],
     `values` takes per-sample metrics the caller already computed, so they are not computed twice.
     """
     if values is None:
-        values = per_sample_metrics(orders, [s.relevance for s in samples])
+        values = per_sample_metrics(orders, [s.relevance for s in samples], **judgements(samples))
     out: dict = {"n": len(samples)}
     for name, arr in values.items():
         lo, hi = bootstrap_ci(arr, seed)

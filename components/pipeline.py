@@ -201,7 +201,7 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     """The trained model and the references on the frozen suite; summary.json (DVC metrics), mrr_by_task.csv (plots)."""
     from components.evaluation import evaluate_report, load_eval_samples
     from components.prompts import ENGINES
-    from components.rankers import LLMRankerConfig, build_ranker
+    from components.rankers import LLMRankerConfig, build_ranker, check_capacity
     from components.tracking import flat_metrics, log_evaluation, stage_run, with_retries
 
     cfg, ev = params.train, params.evaluate
@@ -210,7 +210,9 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     out = Path(ev.out)
     engine = ENGINES[cfg.ranker]
     llm_cfg = LLMRankerConfig(mode=cfg.eval_mode, max_new_tokens=cfg.max_completion_length,
-                              batch_size=ev.batch_size, prompt=cfg.prompt, seed=cfg.seed, scorers=cfg.scorers)
+                              batch_size=ev.batch_size, prompt=cfg.prompt, seed=cfg.seed, scorers=cfg.scorers,
+                              window=ev.window, stride=ev.stride)
+    check_capacity(by_task, engine, cfg.eval_mode, cfg.scorers, ev.window, ev.stride)  # before any model loads
     info = {"split": "test", "limit": ev.limit}
     reports = {}
     for ref in ev.references:

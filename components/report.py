@@ -161,6 +161,7 @@ class TaskReport(_Block):
     sample_ids_hash: str
     metrics: Metrics | None = None
     per_sample_mrr: Mapping[str, float] | None = None
+    per_sample_ndcg10: Mapping[str, float] | None = None  # tasks with full judgements (TREC DL): paired over queries
     parse: Parse | None = None
     cost: Cost | None = None
     _load: ClassVar = {"metrics": Metrics.from_dict, "parse": Parse.from_dict, "cost": Cost.from_dict}
@@ -187,6 +188,7 @@ class TaskComparison(_Block):
     same_suite: bool | None = None
     other_mrr: float | None = None
     mrr: float | None = None
+    ndcg10: Mapping[str, float] | None = None  # TREC DL: the paired test of per-query nDCG@10 (mean_diff, p_value, n, ...)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,14 +15,18 @@ stage that produced it and the stage that consumes it. `from_dict` raises
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 SCENARIOS = ("rec", "router", "passage", "custom")
 REQUIRED_FIELDS = ("sample_id", "task", "scenario", "query", "candidates", "relevance", "group")
 OPTIONAL_FIELDS = ("meta",)
-# One limit for every reader and for serving: fast and reasoning modes label candidates A..Z.
-MAX_CANDIDATES = 26
+# The contract's ceiling on candidates per sample, a bound on memory for every reader; what a ranker can rank
+# at once is its own capacity (`components.rankers.window`): listwise prompts label candidates A..Z
+# (`LISTWISE_CAPACITY`) and rank longer lists in sliding windows, context-free scorers rank any number.
+MAX_CANDIDATES = 10_000
+LISTWISE_CAPACITY = 26
 ROUTING_FIELDS = ("perf", "cost", "score")  # meta.routing[candidate id] for router samples (routing utility)
 
 
@@ -118,9 +122,33 @@ def record_problems(record: Any) -> list[str]:
     meta = record.get("meta", {})
     if not isinstance(meta, dict):
         problems.append("field 'meta' must be an object")
-    elif "routing" in meta and ids:
-        problems.extend(routing_problems(meta["routing"], ids))
+    else:
+        if "routing" in meta and ids:
+            problems.extend(routing_problems(meta["routing"], ids))
+        if "qrels" in meta:
+            problems.extend(qrels_problems(meta["qrels"], rel if isinstance(rel, dict) else {}))
+        grade = meta.get("relevant_grade")
+        if "relevant_grade" in meta and not (_is_number(grade) and math.isfinite(grade) and grade > 0):
+            problems.append(f"field 'meta.relevant_grade' must be a finite number > 0, got {grade!r}")
     return problems
+
+
+def qrels_problems(qrels: Any, relevance: dict) -> list[str]:
+    """What is wrong with `meta.qrels`: every judged passage of the query, candidate or not, -> grade.
+
+    nDCG's ideal ranking comes from it (trec_eval's convention), so it must agree with `relevance`
+    on every candidate it judges.
+    """
+    if not isinstance(qrels, dict) or not qrels:
+        return ["field 'meta.qrels' must be a non-empty object of passage id -> grade"]
+    bad = [d for d, g in qrels.items() if not (_is_number(g) and math.isfinite(g) and g >= 0)]
+    if bad:
+        return [f"field 'meta.qrels.{bad[0]}': grade {qrels[bad[0]]!r} is not a finite number >= 0"
+                + (f" ({len(bad) - 1} more)" if len(bad) > 1 else "")]
+    clash = sorted(c for c, g in relevance.items() if _is_number(g) and g > 0 and qrels.get(c) != g)
+    if clash:
+        return [f"field 'meta.qrels' disagrees with 'relevance' on candidate(s) {clash[:5]}"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -166,6 +194,27 @@ class RankingSample:
         """Per-candidate perf/cost/score when the sample carries them (router samples may not)."""
         routing = self.meta.get("routing")
         return routing if isinstance(routing, dict) and routing else None
+
+    @property
+    def qrels(self) -> dict[str, float] | None:
+        """Every judged passage of the query (`meta.qrels`), candidates or not; None when the sample has none."""
+        qrels = self.meta.get("qrels")
+        return {str(k): float(v) for k, v in qrels.items()} if isinstance(qrels, dict) and qrels else None
+
+    def window(self, ids: Sequence[str]) -> "RankingSample":
+        """This sample listing only `ids`, in that order, for a ranker that sees a window of a long list.
+
+        Not checked against the contract: a window may hold no relevant candidate, and nobody scores it
+        (rankers never read relevance); the caller assembles the full ranking.
+        """
+        by_id = {c.id: c for c in self.candidates}
+        view = object.__new__(RankingSample)
+        for name, value in (("sample_id", self.sample_id), ("task", self.task), ("scenario", self.scenario),
+                            ("query", self.query), ("candidates", tuple(by_id[i] for i in ids)),
+                            ("relevance", {i: g for i, g in self.relevance.items() if i in set(ids)}),
+                            ("group", self.group), ("meta", self.meta)):
+            object.__setattr__(view, name, value)
+        return view
 
     def grade(self, candidate_id: str) -> float:
         return float(self.relevance.get(candidate_id, 0.0))

@@ -70,42 +70,124 @@ def _device(model):
     return next(model.parameters()).device
 
 
-def continuation_scores(model, inputs: ScoreInputs, pad_id: int, use_cache: bool = True):
-    """Mean log p(continuation_i | shared + context_i) for every candidate, one batched forward: [n].
+SCORE_CHUNK = 16  # rows per forward pass in `continuation_scores`: bounds memory whatever the candidate count
 
-    Rows are left-padded so every continuation ends in the last column and only the last
-    max(len(continuation)) + 1 positions' logits are kept. With `use_cache` the shared prefix
-    (all but its last token, which each row repeats so its output predicts the first continuation
-    token) is computed once and its KV cache repeated across the rows. Differentiable when grads are on.
+
+@dataclass
+class PadStats:
+    """Token positions `continuation_scores` ran through the model since the last `reset()`.
+
+    `computed`: real tokens (each row's own tokens, plus a cached shared prefix once per call);
+    `padded`: left-padding positions. `fraction` = padded / (computed + padded).
+    """
+
+    computed: int = 0
+    padded: int = 0
+
+    def reset(self) -> None:
+        self.computed = self.padded = 0
+
+    @property
+    def fraction(self) -> float:
+        total = self.computed + self.padded
+        return self.padded / total if total else 0.0
+
+
+PAD_STATS = PadStats()
+
+
+def score_rows(inputs: ScoreInputs, use_cache: bool = True) -> tuple[list[int], list[list[int]]]:
+    """(the shared prefix computed once and cached, each candidate's row of ids the batch computes).
+
+    With `use_cache` the prefix is all of `shared` but its last token, which every row repeats so its
+    output predicts the first continuation token; without it the prefix is empty and rows hold everything.
+    """
+    shared = list(inputs.shared)
+    prefix, last = (shared[:-1], shared[-1:]) if shared else ([], [])
+    rows = [last + ctx + cont for ctx, cont in zip(inputs.contexts, inputs.continuations)]
+    if prefix and not use_cache:
+        return [], [prefix + r for r in rows]
+    return prefix, rows
+
+
+def length_chunks(lengths: Sequence[int], chunk_size: int | None = None) -> list[list[int]]:
+    """Row indices sorted longest first, cut into chunks of at most `chunk_size` (default `SCORE_CHUNK`).
+
+    >>> length_chunks([3, 9, 1, 5, 7], 2)
+    [[1, 4], [3, 0], [2]]
+    """
+    size = max(int(chunk_size or SCORE_CHUNK), 1)
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])  # stable: ties keep the input order
+    return [order[a:a + size] for a in range(0, len(order), size)]
+
+
+def _repeat_cache(kv, m: int):
+    """A copy of the prefix cache `kv` repeated to `m` rows; `kv` itself is left as it was.
+
+    `batch_repeat_interleave` and the forward pass's cache update rebind each layer's tensors, so shallow
+    copies of the cache and its layers suffice (the new tensors are new graph nodes: gradients still flow).
+    """
+    import copy
+
+    out = copy.copy(kv)
+    out.layers = [copy.copy(layer) for layer in kv.layers]
+    out.batch_repeat_interleave(m)
+    return out
+
+
+def continuation_scores(model, inputs: ScoreInputs, pad_id: int, use_cache: bool = True,
+                        chunk_size: int | None = None):
+    """Mean log p(continuation_i | shared + context_i) for every candidate, in the input order: [n].
+
+    Rows (see `score_rows`) are sorted longest first and computed in left-padded chunks of at most
+    `chunk_size` rows (default `SCORE_CHUNK`), so memory is bounded whatever the candidate count and
+    each chunk pads little; every continuation ends in the last column and only the chunk's last
+    max(len(continuation)) + 1 positions' logits are kept. With `use_cache` the shared prefix is
+    computed once and its KV cache repeated to each chunk's row count. Differentiable when grads are
+    on (the chunks' scores are concatenated, then put back in the input order).
+
+    Padding accounting: every call adds to the module's `PAD_STATS` (`computed` real tokens, `padded`
+    pad positions; `PAD_STATS.reset()`, `PAD_STATS.fraction`).
     """
     import torch
 
     device = _device(model)
-    n = len(inputs.continuations)
-    shared = list(inputs.shared)
-    prefix, last = (shared[:-1], shared[-1:]) if shared else ([], [])
-    rows = [last + ctx + cont for ctx, cont in zip(inputs.contexts, inputs.continuations)]
+    prefix, rows = score_rows(inputs, use_cache)
     kv, offset = None, 0
-    if prefix and use_cache:
+    if prefix:
         out = model(input_ids=torch.tensor([prefix], device=device), use_cache=True, logits_to_keep=1)
         kv, offset = out.cache, len(prefix)
-        kv.batch_repeat_interleave(n)
-    elif prefix:
-        rows = [prefix + r for r in rows]
-    ids, mask, positions = _left_pad(rows, pad_id, offset, device)
-    if kv is not None:
-        mask = torch.cat([torch.ones((n, offset), dtype=mask.dtype, device=device), mask], dim=1)
-    keep = max(len(c) for c in inputs.continuations) + 1
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=kv,
-                   use_cache=kv is not None, logits_to_keep=keep).logits.float()  # [n, keep, vocab]
-    lse = torch.logsumexp(logits, dim=-1)  # [n, keep]
-    scores = []
-    for i, cont in enumerate(inputs.continuations):
-        k = len(cont)
-        at = torch.arange(keep - k - 1, keep - 1, device=device)  # the positions predicting cont's tokens
-        target = torch.tensor(cont, device=device)
-        scores.append((logits[i, at].gather(-1, target[:, None]).squeeze(-1) - lse[i, at]).mean())
-    return torch.stack(scores)
+        PAD_STATS.computed += len(prefix)
+    chunks = length_chunks([len(r) for r in rows], chunk_size)
+    parts = []
+    for chunk in chunks:
+        m = len(chunk)
+        conts = [inputs.continuations[i] for i in chunk]
+        ids, mask, positions = _left_pad([rows[i] for i in chunk], pad_id, offset, device)
+        real = sum(len(rows[i]) for i in chunk)
+        PAD_STATS.computed += real
+        PAD_STATS.padded += ids.numel() - real
+        cache = None
+        if kv is not None:
+            cache = _repeat_cache(kv, m)
+            mask = torch.cat([torch.ones((m, offset), dtype=mask.dtype, device=device), mask], dim=1)
+        width = max(len(c) for c in conts)  # the positions predicting the continuations' tokens
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                       use_cache=cache is not None, logits_to_keep=width + 1).logits[:, :width].float()
+        targets = torch.zeros((m, width), dtype=torch.long)
+        valid = torch.zeros((m, width), dtype=torch.bool)
+        for j, cont in enumerate(conts):
+            if cont:
+                targets[j, width - len(cont):] = torch.tensor(cont)
+                valid[j, width - len(cont):] = True
+        targets, valid = targets.to(device), valid.to(device)
+        logp = logits.gather(-1, targets[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)  # [m, width]
+        lengths = torch.tensor([len(c) for c in conts], dtype=logp.dtype, device=device)
+        parts.append(torch.where(valid, logp, torch.zeros_like(logp)).sum(-1) / lengths)
+    flat = torch.cat(parts)  # in the sorted order
+    where = torch.empty(len(rows), dtype=torch.long)
+    where[[i for chunk in chunks for i in chunk]] = torch.arange(len(rows))
+    return flat[where.to(device)]
 
 
 def token_positions(tokenizer, text: str, char_ends: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -205,10 +287,14 @@ class LikelihoodScorer:
         return build_score_inputs(sample, self.name, tok, cfg).n_tokens
 
     def scores(self, model, head, tok, sample: RankingSample, remaining: Sequence[str], cfg: PromptConfig,
-               use_cache: bool = True):
-        """(scores aligned with `remaining`, prompt tokens of the sequences scored, of those reused from the cache)."""
+               use_cache: bool = True, chunk_size: int | None = None):
+        """(scores aligned with `remaining`, prompt tokens of the sequences scored, of those reused from the cache).
+
+        Rows are computed in length-sorted chunks of at most `chunk_size` (default `SCORE_CHUNK`): see
+        `continuation_scores`, which also counts padding in `PAD_STATS`.
+        """
         inputs = build_score_inputs(sample, self.name, tok, cfg, remaining)
-        scores = continuation_scores(model, inputs, tok.pad_token_id, use_cache)  # in the sample's order
+        scores = continuation_scores(model, inputs, tok.pad_token_id, use_cache, chunk_size)  # the sample's order
         if remaining is not None and tuple(remaining) != inputs.ids:
             where = {cid: k for k, cid in enumerate(inputs.ids)}
             scores = scores[[where[c] for c in remaining]]

@@ -132,3 +132,19 @@ def test_routing_utility_and_summary():
     summary = summarise([["big", "small"], ["small", "big"]], samples)
     assert summary["n"] == 2 and summary["mrr"]["mean"] == pytest.approx(0.75)
     assert summary["routing"]["score"] == pytest.approx(0.55)
+
+
+def test_judged_qrels_set_the_ideal_and_relevant_grade_the_gold():
+    """trec_eval's conventions: the ideal DCG from every judged passage, MRR at grade >= relevant_grade."""
+    from components.metrics import per_sample_metrics
+
+    order = ["a", "b", "c"]
+    rel = {"a": 1.0, "b": 2.0}
+    judged = {"a": 1.0, "b": 2.0, "x": 3.0, "y": 0.0}  # x: judged, never retrieved
+    plain = per_sample_metrics([order], [rel], ("ndcg@10", "mrr"))
+    trec = per_sample_metrics([order], [rel], ("ndcg@10", "mrr", "recall@100"), judged=[judged], relevant_grade=[2])
+    dcg = 1 + 2 / np.log2(3)
+    assert plain["ndcg@10"][0] == pytest.approx(dcg / (2 + 1 / np.log2(3)))
+    assert trec["ndcg@10"][0] == pytest.approx(dcg / (3 + 2 / np.log2(3) + 1 / 2))
+    assert trec["mrr"][0] == pytest.approx(0.5)  # "a" (grade 1) is not relevant at grade >= 2
+    assert trec["recall@100"][0] == pytest.approx(0.5)  # b of {b, x}

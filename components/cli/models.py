@@ -39,6 +39,11 @@ def evaluate(
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="auto, float32 or bfloat16. auto: bf16 on CUDA and on CPUs with AMX, else fp32.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the random ranker, sampling and bootstrap CIs.")] = 0,
+    window: Annotated[Optional[int], typer.Option(
+        help="Listwise rankers (fast, reasoning, pointer): lists longer than this are ranked in sliding windows from the "
+             "bottom up, as rank_llm does (default: evaluate.window, 20; 0: no window, and a list over 26 candidates "
+             "is an error). Context-free score mode ranks any number at once.")] = None,
+    stride: Annotated[Optional[int], typer.Option(help="How far each window moves up (default: evaluate.stride, 10).")] = None,
     profile: ProfileOpt = None,
     overrides: SetOpt = None,
     params: ParamsOpt = Path("params.yaml"),
@@ -53,12 +58,12 @@ def evaluate(
     """
     from components.evaluation import evaluate_report as run, load_eval_samples
     from components.rankers import (
-        LLM_RANKERS, ALIASES, LLMRankerConfig, build_ranker, check_against_saved, saved_ranker_config,
+        LLM_RANKERS, ALIASES, LLMRankerConfig, build_ranker, check_against_saved, check_capacity, saved_ranker_config,
     )
 
     one_system = any(v is not None for v in (ranker, model, mode, scorer, samples, compare)) or split != "test" or repair
     flags = {"evaluate.tasks": split_csv(tasks), "evaluate.limit": limit, "evaluate.batch_size": batch_size,
-             "evaluate.out": None if out is None else str(out)}
+             "evaluate.out": None if out is None else str(out), "evaluate.window": window, "evaluate.stride": stride}
     if not one_system:
         from components.cli.pipeline import run_stage
 
@@ -82,10 +87,13 @@ def evaluate(
         mode = mode or (saved or {}).get("mode") or "score"
         if saved is not None and saved.get("mode") == "score":
             scorers = saved.get("scorers") or {}
+        window = cfg.evaluate.window if window is None else window
+        stride = cfg.evaluate.stride if stride is None else stride
         ranker_cfg = LLMRankerConfig(mode=mode, max_new_tokens=max_new_tokens, temperature=temperature,
                                      batch_size=batch_size or cfg.evaluate.batch_size, seed=seed, repair=repair,
-                                     prompt=conf.prompts, scorers=scorers)
+                                     prompt=conf.prompts, scorers=scorers, window=window, stride=stride)
         by_task = load_eval_samples(samples or Path(cfg.prepare.out), split_csv(tasks), split, limit)
+        check_capacity(by_task, ranker, mode, ranker_cfg.scorers, window, stride)  # before the model loads
         llm = ALIASES.get(ranker, ranker) in LLM_RANKERS
         label = f"{ranker}-{mode}" if llm else ranker
         out = out or Path("artifacts/eval") / label

@@ -16,7 +16,7 @@ from components.config.checks import ConfigError, _build, check, setting
 class TaskConfig:
     """How one task's samples are built and split (see docs/data-format.md)."""
 
-    source: str = setting(help="the dataset source: movielens, amazon-cds, amazon-games, routerbench, trec-dl, jsonl")
+    source: str = setting(help="the dataset source: movielens, amazon-cds, amazon-games, routerbench, msmarco, trec-run, trec-dl, jsonl")
     path: str = setting("", "relative to the data root, or absolute; the source's default when empty")
     test_groups: int = setting(200, "users/queries held out for test (rec, passage, custom single file)")
     max_train: int | None = setting(None, "cap on train samples (null: no cap)")
@@ -25,6 +25,8 @@ class TaskConfig:
     train_windows: int = setting(1, "rec: samples per train user (the last item + earlier next-item windows); test keeps 1")
     n_candidates: int | None = setting(None, "passage: 5/7/9; rec: defaults to prepare.rec_candidates")
     weights: tuple[float, float] = setting((1.0, 0.0), "router: (a, b) in s = a*perf - b*cost_norm")
+    qrels: str = setting("", "trec-run: the qrels file ({qid: {docid: grade}} JSON or TREC qrels), relative to the data root")
+    depth: int = setting(100, "trec-run: candidates per query, the top of the first-stage run")
 
     def __post_init__(self) -> None:
         problems = []
@@ -40,6 +42,8 @@ class TaskConfig:
             problems.append(f"train_windows must be >= 1 (1: one sample per user), got {self.train_windows}")
         if self.n_candidates is not None and self.n_candidates < 2:
             problems.append(f"n_candidates must be >= 2, got {self.n_candidates}")
+        if not 2 <= self.depth <= 10_000:
+            problems.append(f"depth must be between 2 and 10000, got {self.depth}")
         if len(self.weights) != 2:
             problems.append(f"weights must be [a, b], got {self.weights}")
         check("", problems)
@@ -111,9 +115,17 @@ class EvaluateConfig:
     references: list[str] = setting(factory=list, help=f"also evaluated, for context: {', '.join(EVALUATE_REFERENCES)} "
                                                         "(base = the untrained model, same mode)")
     out: str = setting("artifacts/eval", "where each system's metrics.json and rankings.jsonl go")
+    window: int | None = setting(20, "listwise rankers: lists longer than this are ranked in sliding windows, bottom up "
+                                     "(rank_llm's 20); 0 or null: no window, and a longer list is an error")
+    stride: int = setting(10, "listwise rankers: how far each window moves up")
 
     def __post_init__(self) -> None:
         problems = []
+        from components.rankers.window import window_problem
+
+        problem = window_problem(self.window, self.stride)
+        if problem:
+            problems.append(problem)
         if self.limit is not None and self.limit < 1:
             problems.append(f"limit must be >= 1 or null (all test samples), got {self.limit}")
         if self.batch_size < 1:

@@ -17,7 +17,8 @@ from components.datasets.common import SPLITS, LoadContext, PreparedTask
 from components.datasets.jsonl import load_jsonl
 from components.datasets.movielens import load_movielens
 from components.datasets.routerbench import load_routerbench
-from components.datasets.trec_dl import load_trec_dl
+from components.datasets.msmarco import load_msmarco
+from components.datasets.trec_dl import load_trec_dl, load_trec_run
 from components.io import DataError
 
 Loader = Callable[[TaskConfig, LoadContext], PreparedTask]
@@ -27,6 +28,8 @@ SOURCES: dict[str, Loader] = {
     "amazon-games": load_amazon_games,
     "amazon-cds": load_amazon_cds,
     "routerbench": load_routerbench,
+    "msmarco": load_msmarco,
+    "trec-run": load_trec_run,
     "trec-dl": load_trec_dl,
     "jsonl": load_jsonl,
 }
@@ -43,6 +46,8 @@ DATASETS = (
     "passage-7",
     "passage-9",
 )
+# The IR field's benchmark: reranking each query's BM25 top-100 (test only, nDCG@10 on graded qrels).
+TREC_TASKS = ("trec-dl19", "trec-dl21")
 
 
 class UnknownTaskError(KeyError):
@@ -83,4 +88,4 @@ def load_task(name: str, cfg: PrepareConfig, data_root: Path | None = None) -> P
     return prepared
 
 
-__all__ = ["DATASETS", "SOURCES", "SPLITS", "PreparedTask", "UnknownTaskError", "load_task", "select_tasks"]
+__all__ = ["DATASETS", "TREC_TASKS", "SOURCES", "SPLITS", "PreparedTask", "UnknownTaskError", "load_task", "select_tasks"]

@@ -107,3 +107,111 @@ def _find(folder, pattern: str, default: str):
         names = [m.name for m in matches]
         raise DataError(f"{folder}: several files match {pattern!r} ({names}); keep one per folder")
     return matches[0] if matches else folder / default
+
+
+# ---------------------------------------------------------------- reranking a first-stage run (trec-dl19, trec-dl21)
+
+
+def read_qrels(path) -> dict[str, dict[str, float]]:
+    """Graded judgements `{qid: {docid: grade}}`, from the team store's JSON or a TREC qrels file (`qid 0 docid grade`).
+
+    Told apart by content; an error names the file and line.
+    """
+    from components.io import read_text
+
+    text = read_text(path)
+    if text.lstrip().startswith("{"):
+        raw = load_json(path)
+        out: dict[str, dict[str, float]] = {}
+        for qid, judged in raw.items():
+            if not isinstance(judged, dict):
+                raise DataError(f"{path}: qrels of query {qid!r} must be an object of docid -> grade")
+            try:
+                out[str(qid)] = {str(d): float(g) for d, g in judged.items()}
+            except (TypeError, ValueError) as err:
+                raise DataError(f"{path}: query {qid!r}: a grade is not a number ({err})") from err
+        return out
+    out = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            qid, _, docid, grade = parts
+            out.setdefault(qid, {})[docid] = float(grade)
+        except ValueError as err:
+            raise DataError(f"{path}:{lineno}: expected 'qid iteration docid grade', got {line.strip()[:80]!r}") from err
+    return out
+
+
+def _ordered_hits(entry, where: str) -> list[dict]:
+    hits = entry["hits"]
+    if not isinstance(hits, list):
+        raise DataError(f"{where}: 'hits' must be a list")
+    for j, h in enumerate(hits):
+        if not isinstance(h, dict) or not {"qid", "docid", "content"} <= set(h):
+            raise DataError(f"{where}: hit {j} needs 'qid', 'docid' and 'content'")
+    if all(isinstance(h.get("rank"), int) for h in hits):
+        hits = sorted(hits, key=lambda h: h["rank"])  # stable: the file's order breaks rank ties
+    return hits
+
+
+def load_trec_run(cfg: TaskConfig, ctx: LoadContext) -> PreparedTask:
+    """One test sample per query: the run's top `depth` hits in its order, graded by the qrels.
+
+    `meta.qrels` carries every judged passage of the query (nDCG's ideal ranking comes from all of them, as
+    in trec_eval, not only from the candidates) and `meta.relevant_grade` is 2, TREC DL's threshold for
+    MRR and Hit. A query without judgements, or without a judged-relevant passage, is excluded and counted,
+    as trec_eval does.
+    """
+    if not cfg.path or not cfg.qrels:
+        raise DataError(f"task {ctx.task}: source 'trec-run' needs 'path' (the run JSON) and 'qrels'")
+    run_path, qrels_path = ctx.resolve(cfg.path, ""), ctx.resolve(cfg.qrels, "")
+    run, qrels = load_json(run_path), read_qrels(qrels_path)
+    if not isinstance(run, list):
+        raise DataError(f"{run_path}: expected a list of {{query, hits}} objects")
+    dropped: Counter = Counter()
+    samples = []
+    seen_qids: set[str] = set()
+    for i, entry in enumerate(run):
+        where = f"{run_path}: entry {i}"
+        if not isinstance(entry, dict) or "query" not in entry or "hits" not in entry:
+            raise DataError(f"{where}: lacks 'query' or 'hits'")
+        hits = _ordered_hits(entry, where)
+        if not hits:
+            dropped["query without hits"] += 1
+            continue
+        qid = str(hits[0]["qid"])
+        if qid in seen_qids:
+            raise DataError(f"{where}: query {qid} appears twice in the run")
+        seen_qids.add(qid)
+        judged = qrels.get(qid)
+        if not judged:
+            dropped["query without judgements (excluded, as trec_eval does)"] += 1
+            continue
+        if not any(g > 0 for g in judged.values()):
+            dropped["query without a judged-relevant passage (excluded, as trec_eval does)"] += 1
+            continue
+        cands, seen = [], set()
+        for h in hits:
+            docid, text = str(h["docid"]), str(h["content"])
+            if docid in seen:
+                dropped["hit repeated within a query"] += 1
+                continue
+            if not text.strip():
+                dropped["hit without text"] += 1
+                continue
+            seen.add(docid)
+            cands.append(Candidate(docid, text))
+            if len(cands) == cfg.depth:
+                break
+        relevance = {c.id: judged[c.id] for c in cands if judged.get(c.id, 0) > 0}
+        if not relevance:
+            dropped[f"query with no judged-relevant passage in the run's top {cfg.depth}"] += 1
+            continue
+        samples.append(RankingSample(
+            sample_id=f"{ctx.task}:{qid}", task=ctx.task, scenario="passage", query=str(entry["query"]).strip(),
+            candidates=tuple(cands), relevance=relevance, group=qid,
+            meta={"qid": qid, "qrels": judged, "relevant_grade": 2},
+        ))
+    return PreparedTask(splits={"train": [], "test": samples}, dropped=dropped)

@@ -16,6 +16,8 @@ from components.rankers.base import MODES, LLMRankerConfig, Ranker
 from components.rankers.baselines import BM25Ranker, DenseRanker, IdentityRanker, RandomRanker
 from components.rankers.direct import DirectRanker
 from components.rankers.iterative import IterativeRanker
+from components.rankers.window import (CapacityError, SlidingWindowRanker, check_capacity, needs_window,
+                                       window_cost)
 
 RANKERS = {
     "direct": DirectRanker,
@@ -74,6 +76,8 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
         backend.score_head = ScoreHead.load(folder, lm.config.hidden_size, backend.device)
     ranker = RANKERS[key](backend, config)
     ranker.identity = model_identity(spec, key, config, tok)  # recorded by evaluate, checked by register
+    if config.window:  # lists longer than the window: ranked in sliding windows (identity etc. pass through)
+        ranker = SlidingWindowRanker(ranker, config.window, config.stride)
     return ranker
 
 
@@ -124,5 +128,6 @@ def check_against_saved(saved: dict, spec: str, mode: str | None = None, scorers
             raise SavedConfigMismatch(f"{spec} was trained with scorers {trained}; {diff} contradicts them")
 
 
-__all__ = ["LLM_RANKERS", "MODES", "RANKERS", "LLMRankerConfig", "Ranker", "SavedConfigMismatch", "UnknownRankerError", "build_ranker",
-           "check_against_saved", "model_identity", "saved_ranker_config"]
+__all__ = ["LLM_RANKERS", "MODES", "RANKERS", "CapacityError", "LLMRankerConfig", "Ranker", "SavedConfigMismatch",
+           "SlidingWindowRanker", "UnknownRankerError", "build_ranker", "check_against_saved", "check_capacity",
+           "model_identity", "needs_window", "saved_ranker_config", "window_cost"]

@@ -37,6 +37,10 @@ class LLMRankerConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     # score mode: scorer per scenario or task name (components.scorers.DEFAULT_SCORERS fills the rest)
     scorers: dict[str, str] = field(default_factory=dict)
+    # listwise samples longer than `window` are ranked in sliding windows, bottom up, moving by `stride`
+    # (`components.rankers.window`); None/0: no window (a listwise ranker then sees at most 26 candidates)
+    window: int | None = 20
+    stride: int = 10
 
     def __post_init__(self) -> None:
         from components.scorers import resolve_scorers
@@ -48,6 +52,11 @@ class LLMRankerConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        from components.rankers.window import window_problem
+
+        problem = window_problem(self.window, self.stride)
+        if problem:
+            raise ValueError(problem)
 
 
 def uses_prefix_cache(config: LLMRankerConfig, backend) -> bool:

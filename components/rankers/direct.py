@@ -28,10 +28,12 @@ class DirectRanker:
         self.backend = backend
         self.config = config
         self.prompt_cfg = config.prompt.for_mode(config.mode)
+        self.score_memo: dict = {}  # context-free scores by (scorer, query, text): the weights are frozen in a ranker
 
     def rank(self, samples: Sequence[RankingSample], progress: Progress | None = None) -> list[Ranking]:
         if self.config.mode == "score":
-            return rank_by_scores(self.backend, self.config, samples, iterative=False, progress=progress)
+            return rank_by_scores(self.backend, self.config, samples, iterative=False, progress=progress,
+                                  memo=self.score_memo)
         results: dict[str, Ranking] = {}
         todo = []
         for s in samples:

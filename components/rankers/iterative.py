@@ -51,13 +51,15 @@ class IterativeRanker:
         self.backend = backend
         self.config = config
         self.prompt_cfg = config.prompt.for_mode(config.mode)
+        self.score_memo: dict = {}  # context-free scores by (scorer, query, text): the weights are frozen in a ranker
 
     def _prompt(self, state: _State):
         return build_prompt(state.sample, "iranker", self.backend.tok, self.prompt_cfg, remaining=state.remaining)
 
     def rank(self, samples: Sequence[RankingSample], progress: Progress | None = None) -> list[Ranking]:
         if self.config.mode == "score":
-            return rank_by_scores(self.backend, self.config, samples, iterative=True, progress=progress)
+            return rank_by_scores(self.backend, self.config, samples, iterative=True, progress=progress,
+                                  memo=self.score_memo)
         results: dict[str, Ranking] = {}
         active: list[_State] = []
         for s in samples:

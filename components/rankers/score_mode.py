@@ -27,9 +27,37 @@ def _labels(sample: RankingSample, ids: Sequence[str], stable: bool) -> list[str
     return [by_id[c] for c in ids]
 
 
+MEMO_LIMIT = 200_000  # memoised context-free scores kept per ranker (a few MB); cleared when full
+
+
+def _context_free_scores(backend, scorer, sample: RankingSample, ids: list[str], cfg, memo: dict | None):
+    """(scores aligned with `ids`, tokens computed, tokens reused), scoring only what `memo` lacks.
+
+    A context-free score depends on the query and the candidate text alone, so the same pair met again
+    (Passage-5/7/9 list the same query's passages; a reranked run repeats) is not recomputed.
+    """
+    text = {c.id: c.text for c in sample.candidates}
+    key = lambda cid: (scorer.name, sample.query, text[cid])  # noqa: E731
+    todo = ids if memo is None else [c for c in ids if key(c) not in memo]
+    got: dict[str, float] = {}
+    tokens = reused = 0
+    if todo:
+        t, tokens, reused = scorer.scores(backend.model, backend.score_head, backend.tok, sample, todo, cfg)
+        got = dict(zip(todo, t.tolist()))
+    if memo is not None:
+        if len(memo) + len(got) > MEMO_LIMIT:
+            memo.clear()
+        memo.update({key(c): v for c, v in got.items()})
+        got = {c: got[c] if c in got else memo[key(c)] for c in ids}
+    return [got[c] for c in ids], tokens, reused
+
+
 def rank_by_scores(backend, config, samples: Sequence[RankingSample], iterative: bool,
-                   progress: Progress | None = None) -> list[Ranking]:
-    """One ranking per sample (see the module doc); a sample whose scorer input cannot fit is a counted skip."""
+                   progress: Progress | None = None, memo: dict | None = None) -> list[Ranking]:
+    """One ranking per sample (see the module doc); a sample whose scorer input cannot fit is a counted skip.
+
+    `memo` (the ranker's, over frozen weights) keeps context-free scores by (scorer, query, candidate text).
+    """
     import torch
 
     tok, cfg = backend.tok, config.prompt
@@ -62,8 +90,7 @@ def rank_by_scores(backend, config, samples: Sequence[RankingSample], iterative:
                 continue
             started = time.perf_counter()
             ids = list(s.candidate_ids)
-            scores, tokens, reused = scorer.scores(backend.model, backend.score_head, tok, s, ids, cfg)
-            scores = scores.tolist()
+            scores, tokens, reused = _context_free_scores(backend, scorer, s, ids, cfg, memo)
             order = sorted(range(len(ids)), key=lambda i: -scores[i])  # stable: ties keep listing order
             best_first = [ids[i] for i in order]
             shown = best_first[::-1] if iterative else best_first  # IRanker's trace: eliminated first

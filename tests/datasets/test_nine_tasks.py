@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from components.datasets import DATASETS
+from components.datasets import DATASETS, TREC_TASKS
 from components.io import read_samples
 from components.preparation import prepare
 
 
 def test_all_nine_tasks_are_configured(params):
-    assert sorted(params.prepare.tasks) == sorted(DATASETS)
+    assert sorted(params.prepare.tasks) == sorted(DATASETS + TREC_TASKS)
 
 
 def test_datacard_shows_non_trivial_test_sets(prepared):
@@ -84,12 +84,24 @@ def test_router_scores_follow_the_formula(prepared):
                     assert -1e-9 <= cost_norm <= 1 + 1e-9
 
 
-def test_passage_recipe(prepared, data_root):
+def test_passage_recipe(prepared):
+    """The paper's recipe on MS MARCO v1.1: one selected passage + k-1 unselected ones, distinct texts."""
+    out, card = prepared
+    for k, n_test in ((5, 490), (7, 430), (9, 220)):
+        test = read_samples(out / f"passage-{k}" / "test.jsonl")
+        assert len(test) >= n_test, k
+        for s in test + read_samples(out / f"passage-{k}" / "train.jsonl"):
+            assert len(s.candidates) == k and len(s.gold_ids) == 1 and set(s.relevance.values()) == {1.0}
+            assert len({c.text for c in s.candidates}) == k
+        assert card[f"passage-{k}"]["train"]["samples"] > 50, k
+
+
+def test_no_test_text_in_a_train_sample(prepared):
     out, _ = prepared
-    qrels = json.loads((data_root / "trec-dl" / "dl19_qrels.json").read_text())
+    test_texts = set()
     for k in (5, 7, 9):
         for s in read_samples(out / f"passage-{k}" / "test.jsonl"):
-            grades = [int(qrels[s.group].get(c.id, -1)) for c in s.candidates]
-            assert len(grades) == k
-            assert sorted(grades)[:-1] == [0] * (k - 1) and grades.count(0) == k - 1
-            assert max(grades) >= 2
+            test_texts |= {s.query, *(c.text for c in s.candidates)}
+    for k in (5, 7, 9):
+        for s in read_samples(out / f"passage-{k}" / "train.jsonl"):
+            assert not {s.query, *(c.text for c in s.candidates)} & test_texts, s.sample_id
