@@ -45,6 +45,7 @@ from components.report import EvalReport  # noqa: E402
 from components.training import build_train_config, train  # noqa: E402
 
 TRAIN_TASKS = "passage-5,rec-movie,router-performance"
+PASSAGE_TASKS = "passage-5,passage-7,passage-9"  # MS MARCO v1.1; trec-dl19/trec-dl21 are test-only reranking tasks
 ALL_TASKS = ("passage-5,passage-7,passage-9,rec-movie,rec-music,rec-game,"
              "router-performance,router-balance,router-cost")
 
@@ -146,7 +147,8 @@ def main() -> None:
     ap.add_argument("--base-from", default=None,
                     help="a metrics.json of the base model in the same mode: its tasks are not evaluated again")
     ap.add_argument("--tasks", default=TRAIN_TASKS, help="train tasks (comma-separated)")
-    ap.add_argument("--eval-tasks", default=TRAIN_TASKS, help=f"held-out tasks to compare on (all nine: {ALL_TASKS})")
+    ap.add_argument("--eval-tasks", default=TRAIN_TASKS, help=f"held-out tasks to compare on (all nine: {ALL_TASKS}; "
+                                                             "TREC DL reranking: trec-dl19,trec-dl21)")
     ap.add_argument("--eval-limit", type=int, default=50, help="first N test samples per task")
     ap.add_argument("--eval-limit-for", action="append", default=[], metavar="TASK=N",
                     help="a task's own first-N (repeatable), e.g. router-cost=30: the pointer IRanker re-scores "
@@ -273,6 +275,8 @@ def main() -> None:
         tasks[task] = {"n": c.n, "base_mrr": c.other_mrr, "base_ci95": list(b.metrics.mrr.ci95),
                        "trained_mrr": c.mrr, "trained_ci95": list(t.metrics.mrr.ci95),
                        "diff": c.mean_diff, "p_value": c.p_value,
+                       # TREC DL: per-query nDCG@10 paired test (mean_diff, p_value, n, ndcg10, other_ndcg10)
+                       "ndcg10": dict(c.ndcg10) if c.ndcg10 else None,
                        # the label named first most often and its share: near 1 is a position bias, not a ranking
                        "base_first": b.first_answer_top and b.first_answer_top.to_dict(),
                        "trained_first": t.first_answer_top and t.first_answer_top.to_dict()}
@@ -304,6 +308,9 @@ def main() -> None:
     write_json(out / "result.json", result)  # every run: RESULTS.md's table of training runs
     for task, r in tasks.items():
         print(f"{task}: MRR {r['base_mrr']:.3f} -> {r['trained_mrr']:.3f} ({r['diff']:+.3f}, p = {r['p_value']:.4f}, n = {r['n']})")
+        if r["ndcg10"]:
+            g = r["ndcg10"]
+            print(f"{task}: nDCG@10 {g['other_ndcg10']:.3f} -> {g['ndcg10']:.3f} ({g['mean_diff']:+.3f}, p = {g['p_value']:.4f})")
     print("wrote artifacts/bench/train_iranker.json; now: python bench/results_table.py")
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from components.io import DataError, atomic_dir, dumps_line, read_sample_folder
+from components.io import DataError, atomic_dir, dumps_line, load_json, read_sample_folder
 from components.metrics import DEFAULT_METRICS, TREC_METRICS, judgements, paired_test, per_sample_metrics, summarise
 from components.report import Comparison, Cost, EvalReport, Metrics, Parse, SystemInfo, TaskComparison, TaskReport
 from components.schema import Ranking, RankingSample
@@ -61,6 +61,29 @@ def load_eval_samples(samples_dir: Path, tasks: Iterable[str] | None = None, spl
     if unknown:
         raise DataError(f"unknown task(s) {unknown} in {samples_dir}; available: {sorted(by_task)}")
     return {t: by_task[t][:limit] if limit else by_task[t] for t in wanted}
+
+
+def prepare_dropped(samples_dir: Path) -> dict[str, dict[str, int]]:
+    """What `prepare` left out of each task, by reason (`datacard.json`; empty for a folder without one).
+
+    Evaluation shows it beside the task's metrics: a TREC query excluded for lack of judgements is
+    counted where its numbers are read, as trec_eval's query count shows it.
+    """
+    from components.preparation import DATACARD
+
+    path = Path(samples_dir) / DATACARD
+    if not path.exists():
+        return {}
+    card = load_json(path)
+    if not isinstance(card, dict):
+        raise DataError(f"{path}: expected an object of task -> datacard entry")
+    out = {}
+    for task, entry in card.items():
+        dropped = entry.get("dropped") if isinstance(entry, dict) else None
+        if not isinstance(dropped, dict) or not all(isinstance(v, int) for v in dropped.values()):
+            raise DataError(f"{path}: task {task!r}: 'dropped' must map reasons to counts")
+        out[task] = dropped
+    return out
 
 
 def ids_hash(samples: Sequence[RankingSample]) -> str:
@@ -195,8 +218,12 @@ def plot_mrr(path: Path, reports: Sequence[EvalReport]) -> None:
 
 
 def evaluate_report(ranker, samples_by_task: dict[str, list[RankingSample]], out_dir: Path, system: dict[str, Any],
-                    compare: Path | None = None, seed: int = 0, show_progress: bool = True) -> EvalReport:
-    """Rank every task's samples, then write metrics.json, rankings.jsonl and the plot atomically."""
+                    compare: Path | None = None, seed: int = 0, show_progress: bool = True,
+                    dropped: dict[str, dict[str, int]] | None = None) -> EvalReport:
+    """Rank every task's samples, then write metrics.json, rankings.jsonl and the plot atomically.
+
+    `dropped` (`prepare_dropped`): what preparation excluded per task, written as the task's `prepare_dropped`.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     other = EvalReport.read(compare) if compare else None  # fail before any model work if it is unreadable
@@ -230,6 +257,8 @@ def evaluate_report(ranker, samples_by_task: dict[str, list[RankingSample]], out
 
             rankings = ranker.rank(samples, progress=on_progress)
             tasks[task] = measure_task(samples, rankings, seed)
+            if (dropped or {}).get(task):
+                tasks[task] = dataclasses.replace(tasks[task], extra={**tasks[task].extra, "prepare_dropped": dropped[task]})
             all_rankings.extend((task, r) for r in rankings)
     report = EvalReport(system=SystemInfo(system), tasks=tasks, wall_seconds=time.perf_counter() - started)
     if other is not None:

@@ -199,7 +199,7 @@ def write_curves(out: Path) -> Path:
 
 def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
     """The trained model and the references on the frozen suite; summary.json (DVC metrics), mrr_by_task.csv (plots)."""
-    from components.evaluation import evaluate_report, load_eval_samples
+    from components.evaluation import evaluate_report, load_eval_samples, prepare_dropped
     from components.prompts import ENGINES
     from components.rankers import LLMRankerConfig, build_ranker, check_capacity
     from components.tracking import flat_metrics, log_evaluation, stage_run, with_retries
@@ -214,6 +214,7 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
                               window=ev.window, stride=ev.stride)
     check_capacity(by_task, engine, cfg.eval_mode, cfg.scorers, ev.window, ev.stride)  # before any model loads
     info = {"split": "test", "limit": ev.limit}
+    dropped = prepare_dropped(Path(params.prepare.out))
     reports = {}
     for ref in ev.references:
         if ref == "base":
@@ -222,11 +223,12 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
         else:
             ranker = build_ranker(ref, config=llm_cfg, seed=cfg.seed)
             system = {"label": ref, "ranker": ref, "mode": None, "model": None, **info}
-        reports[ref] = evaluate_report(ranker, by_task, out / ref, system, seed=cfg.seed)
+        reports[ref] = evaluate_report(ranker, by_task, out / ref, system, seed=cfg.seed, dropped=dropped)
     compare = out / "base" / "metrics.json" if "base" in ev.references else None
     ranker = build_ranker(engine, model=str(final), config=llm_cfg, seed=cfg.seed)
     system = {"label": "candidate", "ranker": engine, "mode": cfg.eval_mode, "model": str(final), **info}
-    reports["candidate"] = evaluate_report(ranker, by_task, out / "candidate", system, compare=compare, seed=cfg.seed)
+    reports["candidate"] = evaluate_report(ranker, by_task, out / "candidate", system, compare=compare, seed=cfg.seed,
+                                           dropped=dropped)
 
     summary = summarise_reports(reports)
     write_json(out / "summary.json", summary)

@@ -56,7 +56,7 @@ def evaluate(
     suite of params.yaml's evaluate section (--tasks, --limit, --batch-size and --out stand for `--set evaluate.*`).
     With one, it evaluates that one system.
     """
-    from components.evaluation import evaluate_report as run, load_eval_samples
+    from components.evaluation import evaluate_report as run, load_eval_samples, prepare_dropped
     from components.rankers import (
         LLM_RANKERS, ALIASES, LLMRankerConfig, build_ranker, check_against_saved, check_capacity, saved_ranker_config,
     )
@@ -103,7 +103,8 @@ def evaluate(
                   "split": split, "limit": limit}
         if llm and mode == "score":
             system["scorers"] = ranker_cfg.scorers
-        report = run(r, by_task, out, system, compare=compare, seed=seed)
+        report = run(r, by_task, out, system, compare=compare, seed=seed,
+                     dropped=prepare_dropped(samples or Path(cfg.prepare.out)))
     print_report(report)
     console.print(f"wrote {out}/metrics.json, rankings.jsonl, mrr_by_task.png")
 

@@ -49,10 +49,22 @@ def print_report(report: EvalReport) -> None:
             f"{rep.cost.llm_calls_per_sample:.1f}", f"{rep.cost.seconds_per_sample:.2f}", str(rep.n_skipped),
         )
     console.print(table)
+    for task, rep in report.tasks.items():  # TREC DL reranking: the field's numbers, beside the input run's
+        given = rep.metrics.values.get("input_ndcg@10") if rep.metrics else None
+        if given is not None:
+            v = rep.metrics.values
+            excluded = sum((rep.extra.get("prepare_dropped") or {}).values())
+            console.print(f"  {task}: nDCG@10 {100 * v['ndcg@10'].mean:.2f} (input run {100 * given.mean:.2f}), "
+                          f"MRR@10 {100 * v['mrr@10'].mean:.2f} (grade >= 2), R@100 {100 * v['recall@100'].mean:.2f}, "
+                          f"{rep.n} queries" + (f", {excluded} excluded at prepare" if excluded else ""), highlight=False)
     for task, cmp in (report.compare.tasks.items() if report.compare is not None else ()):
         if cmp.p_value is not None:
             console.print(f"  {task}: MRR {cmp.mrr:.3f} vs {cmp.other_mrr:.3f} "
                           f"(diff {cmp.mean_diff:+.3f}, paired p = {cmp.p_value:.4f}, n = {cmp.n})")
+        if cmp.ndcg10:
+            g = cmp.ndcg10
+            console.print(f"  {task}: nDCG@10 {g['ndcg10']:.3f} vs {g['other_ndcg10']:.3f} "
+                          f"(diff {g['mean_diff']:+.3f}, paired p = {g['p_value']:.4f}, n = {int(g['n'])} queries)")
 
 
 def print_train_step(step: int, total: int, metrics: dict) -> None:

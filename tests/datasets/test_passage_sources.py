@@ -132,3 +132,38 @@ def test_trec_qrels_in_trec_format_and_bad_lines(data_root, tmp_path):
     bad.write_text("264014 0 4834547 3\n264014 Q0 oops\n")
     with pytest.raises(DataError, match=r"bad.txt:2: expected 'qid iteration docid grade'"):
         read_qrels(bad)
+
+
+def test_trec_exclusions_reach_metrics_json(data_root, tmp_path):
+    """A query without judgements is excluded at prepare and shown with the task's numbers."""
+    from components.evaluation import evaluate_report, load_eval_samples, prepare_dropped
+    from components.preparation import prepare
+    from components.report import EvalReport
+
+    qrels = json.loads((data_root / "trec-dl" / "dl19_qrels.json").read_text())
+    run = json.loads((data_root / "trec-dl" / "dl19_bm25_top100.json").read_text())[:3]
+    del qrels[str(run[0]["hits"][0]["qid"])]
+    (tmp_path / "trec-dl").mkdir()
+    (tmp_path / "trec-dl" / "q.json").write_text(json.dumps(qrels))
+    (tmp_path / "trec-dl" / "run.json").write_text(json.dumps(run))
+    cfg = PrepareConfig(tasks={"trec-dl19": {"source": "trec-run", "path": "trec-dl/run.json",
+                                             "qrels": "trec-dl/q.json", "depth": 20}})
+    out = tmp_path / "samples"
+    prepare(cfg, out=out, data_root=tmp_path)
+    by_task = load_eval_samples(out, ["trec-dl19"])
+    evaluate_report(build_ranker("identity"), by_task, tmp_path / "eval", {"label": "identity"},
+                    show_progress=False, dropped=prepare_dropped(out))
+    task = EvalReport.read(tmp_path / "eval" / "metrics.json").tasks["trec-dl19"]
+    assert task.n == 2
+    assert task.extra["prepare_dropped"] == {"query without judgements (excluded, as trec_eval does)": 1}
+
+
+def test_malformed_run_file_names_file_and_line(data_root, tmp_path):
+    (tmp_path / "trec-dl").mkdir()
+    (tmp_path / "trec-dl" / "dl19_qrels.json").write_text((data_root / "trec-dl" / "dl19_qrels.json").read_text())
+    (tmp_path / "trec-dl" / "dl19_bm25_top100.json").write_text('[{"query": "q",\n "hits": [{"qid": 1,\n "docid": ]}]')
+    with pytest.raises(DataError, match=r"dl19_bm25_top100.json:3: invalid JSON"):
+        _trec(tmp_path)
+    (tmp_path / "trec-dl" / "dl19_bm25_top100.json").write_text(json.dumps([{"query": "q", "hits": [{"qid": 1}]}]))
+    with pytest.raises(DataError, match=r"dl19_bm25_top100.json: entry 0: hit 0 needs 'qid', 'docid' and 'content'"):
+        _trec(tmp_path)
