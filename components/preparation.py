@@ -61,7 +61,11 @@ def prepare(cfg: PrepareConfig, tasks: Iterable[str] | None = None, out: Path | 
     card = load_json(card_path) if card_path.exists() else {}
     for name, prepared in loaded.items():
         for split in SPLITS:
-            write_jsonl(out / name / f"{split}.jsonl", (s.to_dict() for s in prepared.splits[split]))
+            path = out / name / f"{split}.jsonl"
+            if prepared.splits[split]:
+                write_jsonl(path, (s.to_dict() for s in prepared.splits[split]))
+            else:  # a test-only task (TREC DL) has no train file: an empty file would break the sample contract
+                path.unlink(missing_ok=True)
         card[name] = describe(prepared)
     card = {k: card[k] for k in sorted(card)}
     write_json(card_path, card)

@@ -133,3 +133,31 @@ def test_config_validates_window():
     for bad in ({"window": 27}, {"window": 1}, {"window": 20, "stride": 0}, {"window": 10, "stride": 10}):
         with pytest.raises(ValueError):
             LLMRankerConfig(**bad)
+
+
+def test_over_capacity_fails_in_the_cli_before_the_model_loads(tmp_path, monkeypatch):
+    """No window and a 30-candidate sample: the error names the capacity and the option; no model loads and
+    nothing is written."""
+    import components.models
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(components.models, "load_model", no_load)
+    from typer.testing import CliRunner
+
+    from components.cli import app
+    from components.io import write_jsonl
+
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "samples"
+    write_jsonl(folder / "long.jsonl", [make_sample(30, sid="long", task="long-list").to_dict()])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["evaluate", "--ranker", "iterative", "--mode", "fast", "--model",
+                                      "random:tiny", "--samples", str(folder), "--window", "0",
+                                      "--out", str(out), "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 1, result.output
+    assert "30 candidates, more than the 26" in result.output and "--window 20" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()

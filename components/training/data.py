@@ -34,7 +34,8 @@ def _split_train(cfg: TrainConfig) -> tuple[list[RankingSample], list[RankingSam
     paths = [Path(cfg.samples) / task / "train.jsonl" for task in cfg.tasks]
     for task, path in zip(cfg.tasks, paths):
         if not path.exists():
-            raise TrainingConfigError(f"{path}: no train split for task {task!r}; run `r1ranker prepare -t {task}`")
+            raise TrainingConfigError(f"{path}: no train split for task {task!r}; run `r1ranker prepare -t {task}` "
+                                      "(test-only tasks such as trec-dl19 and trec-dl21 have none)")
     by_file = read_sample_folder(Path(cfg.samples), paths)  # the one contract; ids unique across the tasks' files
     for task, path in zip(cfg.tasks, paths):
         rows = by_file[path]
