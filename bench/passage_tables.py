@@ -6,9 +6,8 @@ rerankers. A system whose file is missing is left out, a task a file lacks shows
 `--base`, the paired tests of trained against base (per-sample MRR; per-query nDCG@10 on TREC DL) follow.
 Not run by CI.
 
-    python bench/passage_tables.py --system BM25=artifacts/bench/passage/bm25 \\
-        --system "SmolLM2 score, zero-shot=artifacts/bench/base_passage" --base artifacts/bench/base_passage \\
-        --trained artifacts/bench/passage_v1/eval-trained
+    python bench/passage_tables.py          # the evaluations docs/RESULTS.md shows (DEFAULT_ROWS)
+    python bench/passage_tables.py --system BM25=artifacts/eval/bm25 --base DIR --trained DIR
 """
 
 from __future__ import annotations
@@ -61,46 +60,52 @@ def _paired(trained: EvalReport, base: EvalReport, task: str) -> str | None:
             f"{100 * test['mean_diff']:+.1f} | {test['p_value']:.4f} |")
 
 
+HEADING = "## Passage ranking on the paper's data (MS MARCO v1.1) and TREC DL top-100 reranking"
+# the section in docs/RESULTS.md: these evaluations, when this machine has them (bench/results_table.py)
+DEFAULT_ROWS = (("BM25 (bm25s, within each sample's candidates)", "artifacts/bench/passage/bm25"),
+                ("dense (all-MiniLM-L6-v2)", "artifacts/bench/passage/dense"),
+                ("SmolLM2 score mode, zero-shot (query-likelihood)", "artifacts/bench/base_passage"))
+DEFAULT_BASE, DEFAULT_TRAINED = "artifacts/bench/base_passage", "artifacts/bench/passage_v1/eval-trained"
+
+
+def tables(rows: list[tuple[str, str]], base: str | None, trained: str | None) -> list[str]:
+    """The Markdown lines: Passage-5/7/9 MRR, TREC DL nDCG@10, and the paired tests of trained against base."""
+    lines = []
+    read = [(label, _read(folder)) for label, folder in rows + ([("SmolLM2 score mode, trained", trained)] if trained else [])]
+    lines += ["| MRR x 100 (95% CI) | " + " | ".join(PASSAGE) + " |", "|---|" + "---|" * len(PASSAGE)]
+    lines += [f"| {label} | " + " | ".join(_cell(r, t, "mrr") for t in PASSAGE) + " |"
+              for label, r in read if r is not None and any(t in r.tasks for t in PASSAGE)]
+    lines += [f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + " |" for label, values in PAPER.items()]
+    lines += ["", "| nDCG@10 x 100 (95% CI), BM25 top 100 reranked | " + " | ".join(TREC) + " |",
+              "|---|" + "---|" * len(TREC)]
+    with_trec = [(label, r) for label, r in read if r is not None and any(t in r.tasks for t in TREC)]
+    if with_trec:
+        lines.append("| the input run (BM25, Anserini) | " + " | ".join(_cell(with_trec[0][1], t, "input_ndcg@10") for t in TREC) + " |")
+    lines += [f"| {label} | " + " | ".join(_cell(r, t, "ndcg@10") for t in TREC) + " |" for label, r in with_trec]
+    lines += [f"| published: {label} | {value:.2f} | - |" for label, value in PUBLISHED_DL19.items()]
+    b, t = (_read(base) if base else None), (_read(trained) if trained else None)
+    if b is not None and t is not None:
+        lines += ["", "| task | metric | n | base | trained | diff | paired p |", "|---|---|---|---|---|---|---|"]
+        lines += [line for task in PASSAGE + TREC if (line := _paired(t, b, task))]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--system", action="append", default=[], metavar="LABEL=DIR",
-                    help="a row: the label and the folder holding its metrics.json (repeatable, in row order)")
-    ap.add_argument("--base", help="the zero-shot base's evaluation folder (paired tests)")
-    ap.add_argument("--trained", help="the trained model's evaluation folder (a row, and paired tests against --base)")
+                    help="a row: the label and the folder holding its metrics.json (repeatable, in row order; "
+                         "default: the evaluations docs/RESULTS.md shows)")
+    ap.add_argument("--base", default=DEFAULT_BASE, help="the zero-shot base's evaluation folder (paired tests)")
+    ap.add_argument("--trained", default=DEFAULT_TRAINED,
+                    help="the trained model's evaluation folder (a row, and paired tests against --base)")
     args = ap.parse_args()
     rows = []
-    for item in args.system + ([f"SmolLM2 score, trained={args.trained}"] if args.trained else []):
+    for item in args.system:
         label, sep, folder = item.partition("=")
         if not sep:
             raise SystemExit(f"--system {item!r}: expected LABEL=DIR")
-        rows.append((label, _read(folder)))
-    print("| MRR x 100 (95% CI) | " + " | ".join(PASSAGE) + " |")
-    print("|---|" + "---|" * len(PASSAGE))
-    for label, report in rows:
-        if report is not None:
-            print(f"| {label} | " + " | ".join(_cell(report, t, "mrr") for t in PASSAGE) + " |")
-    for label, values in PAPER.items():
-        print(f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
-    print()
-    print("| nDCG@10 x 100 (95% CI), BM25 top 100 reranked | " + " | ".join(TREC) + " |")
-    print("|---|" + "---|" * len(TREC))
-    first = next((r for _, r in rows if r is not None and any(t in r.tasks for t in TREC)), None)
-    if first is not None:
-        print("| the input run (BM25) | " + " | ".join(_cell(first, t, "input_ndcg@10") for t in TREC) + " |")
-    for label, report in rows:
-        if report is not None and any(t in report.tasks for t in TREC):
-            print(f"| {label} | " + " | ".join(_cell(report, t, "ndcg@10") for t in TREC) + " |")
-    for label, value in PUBLISHED_DL19.items():
-        print(f"| published: {label} | {value:.2f} | - |")
-    base, trained = (_read(args.base) if args.base else None), (_read(args.trained) if args.trained else None)
-    if base is not None and trained is not None:
-        print()
-        print("| task | metric | n | base | trained | diff | paired p |")
-        print("|---|---|---|---|---|---|---|")
-        for task in PASSAGE + TREC:
-            line = _paired(trained, base, task)
-            if line:
-                print(line)
+        rows.append((label, folder))
+    print("\n".join(tables(rows or list(DEFAULT_ROWS), args.base, args.trained)))
 
 
 if __name__ == "__main__":
