@@ -75,10 +75,43 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice (`json` would silently keep the last value)."""
+
+    def __init__(self, key: str):
+        super().__init__(f"duplicate key {key!r} in one object")
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook` that refuses a key given twice in one object."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # the fast path: one C-level dict, a length check
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return obj
+
+
+def loads(text: str) -> Any:
+    """`json.loads`, except that an object with the same key twice raises `DuplicateKeyError`."""
+    return json.loads(text, object_pairs_hook=_unique_pairs)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """The records of a JSON-lines file our own code wrote (health.jsonl, rankings.jsonl); blank lines skipped.
-    User data goes through `read_samples`, which names each bad row."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    User data goes through `read_samples`, which names each bad row. A key twice in a record is an error."""
+    path = Path(path)
+    records = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(loads(line))
+            except DuplicateKeyError as err:
+                raise DataError(f"{path}:{lineno}: {err}; a key may appear only once") from err
+    return records
 
 
 def write_text(path: Path, text: str) -> None:
@@ -131,9 +164,12 @@ def read_samples(path: Path) -> list[RankingSample]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads(line)
         except json.JSONDecodeError as err:
             problems.append(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})")
+            continue
+        except DuplicateKeyError as err:
+            problems.append(f"{path}:{lineno}: {err}; a key may appear only once")
             continue
         try:
             sample = RankingSample.from_dict(obj)
@@ -180,11 +216,14 @@ def read_sample_folder(folder: Path, files: Iterable[Path]) -> dict[Path, list[R
 
 
 def load_json(path: Path) -> Any:
+    """A JSON file; invalid JSON names the line, and an object with the same key twice names the key."""
     text = read_text(path)
     try:
-        return json.loads(text)
+        return loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg} at column {err.colno})") from err
+    except DuplicateKeyError as err:
+        raise DataError(f"{path}: {err}; a key may appear only once") from err
 
 
 def read_table(path: Path, required: Iterable[str], delimiter: str = ",") -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ reward. The weights and options come from the `rewards` section of params.yaml.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -160,7 +161,10 @@ def build_rewards(spec: Mapping[str, Mapping[str, Any]]) -> tuple[list, list[flo
         if name not in REWARDS:
             raise ValueError(f"unknown reward {name!r}; valid rewards: {sorted(REWARDS)}")
         options = dict(options or {})
-        weights.append(float(options.pop("weight", 1.0)))
+        weight = float(options.pop("weight", 1.0))
+        if not math.isfinite(weight):
+            raise ValueError(f"reward {name!r}: weight must be a finite number, got {weight}")
+        weights.append(weight)
         try:
             fns.append(REWARDS[name](**options))
         except TypeError as err:

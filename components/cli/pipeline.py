@@ -31,6 +31,7 @@ def show_config(
     import yaml
 
     from components.config import explain as explain_rows
+    from components.config import load_yaml
     from components.io import write_text
 
     with command(params, profile=profile, sets=overrides) as conf:
@@ -38,7 +39,7 @@ def show_config(
         if explain:
             print_config_keys(explain_rows(cfg))
             return
-        raw = yaml.safe_load(Path(params).read_text(encoding="utf-8"))
+        raw = load_yaml(Path(params).read_text(encoding="utf-8"))  # checked when conf.params read it
         resolved = {**cfg.resolved, "profiles": raw.get("profiles") or {}}
         text = yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
         if out:

@@ -11,7 +11,7 @@ its type, default, current value and help (`r1ranker config --explain`).
 - `checks`: ConfigError, the type checks, `setting` and `check`.
 - `sections`: prepare, validate, evaluate and register (prompts:
   `components.prompts.PromptConfig`; train: `components.training.TrainConfig`).
-- `params`: `load_params`, profiles, overrides, the `Params` record.
+- `params`: `load_params`, profiles, overrides, the `Params` record; `load_yaml` (a key twice is an error).
 - `explain`: the key-by-key listing.
 """
 
@@ -24,6 +24,7 @@ from components.config.params import (
     build_sections,
     deep_merge,
     load_params,
+    load_yaml,
     parse_override,
     section_problems,
 )
@@ -39,5 +40,5 @@ from components.config.sections import (
 __all__ = [
     "EVALUATE_REFERENCES", "KNOWN_SECTIONS", "ConfigError", "EvaluateConfig", "Params", "PrepareConfig",
     "RegisterConfig", "TaskConfig", "ValidateConfig", "apply_overrides", "build_sections", "check", "deep_merge",
-    "explain", "load_params", "parse_override", "section_problems", "setting", "type_problems",
+    "explain", "load_params", "load_yaml", "parse_override", "section_problems", "setting", "type_problems",
 ]

@@ -4,6 +4,7 @@ and the helpers every section uses (`setting` for a field with help, `check` to 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import field
@@ -57,7 +58,11 @@ def _value_problems(tp: Any, value: Any, where: str) -> list[str]:
     plain = {bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str, Path)}
     if tp in plain:
         ok = isinstance(value, plain[tp]) and (tp is bool or not isinstance(value, bool))
-        return [] if ok else [f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"]
+        if not ok:
+            return [f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"]
+        if tp is float and isinstance(value, float) and not math.isfinite(value):  # YAML's .nan and .inf are floats; no setting means them
+            return [f"{where}: must be a finite number, got {value}"]
+        return []
     return []
 
 

@@ -125,12 +125,50 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> di
     return out
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A YAML mapping names the same key twice (`yaml.safe_load` would silently keep the last value)."""
+
+    def __init__(self, key: Any, line: int, first_line: int):
+        super().__init__(problem=f"duplicate key {key!r} (first on line {first_line})")
+        self.key, self.line, self.first_line = key, line, first_line
+
+    def __str__(self) -> str:
+        return f"line {self.line}: duplicate key {self.key!r} (first on line {self.first_line})"
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` whose mappings refuse a key given twice (a `<<` merge may still be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first.get(key)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if seen is not None:
+                raise DuplicateKeyError(key, key_node.start_mark.line + 1, seen)
+            first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as `yaml.safe_load` reads it, except that a mapping with the same key twice raises `DuplicateKeyError`."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """`key.path=value` from the command line; the value is read as YAML (numbers, lists, null)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r}: expected key.path=value, e.g. train.max_steps=2")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), load_yaml(value)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: invalid YAML value: {err}") from err
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None,
@@ -138,9 +176,12 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
     """Read params.yaml, merge the named profile (`profiles.<name>`) and dotted overrides over it, and type-check."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as err:
         raise ConfigError(f"{path}: not found; run from the project root or pass --params") from err
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{path}:{err.line}: duplicate key {err.key!r} (first on line {err.first_line}); "
+                          "a key may appear only once in a mapping") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {err}") from err
     if not isinstance(raw, dict):

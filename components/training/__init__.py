@@ -34,7 +34,10 @@ folder: weights (LoRA merged), tokenizer and `ranker_config.json`.
 Health monitors (every logged step): per-reward mean/std, the share of groups
 whose rewards all tie (no learning signal), invalid / no-answer rates,
 completion and think lengths, KL. Sustained no-signal or a rising invalid rate
-warns and, when `stop_early`, stops the run with a message that says why.
+warns and, when `stop_early`, stops the run with a message that says why. A step
+whose loss or any trainable weight is NaN or infinite stops the run at once with
+`TrainingDiverged` (naming the step), before that step's checkpoint: no final
+model is written.
 
 Held-out check (expected-reward trainer, `validation.groups` > 0): whole groups
 (users, queries) of the train split are kept out of training, and every
@@ -72,13 +75,13 @@ from components.training.config import (
 from components.training.data import build_rows, load_train_samples, load_validation_samples
 from components.training.expected_reward import ExpectedRewardTrainer, train_expected_reward
 from components.training.grpo import train_grpo
-from components.training.monitors import THINK_RE, HealthMonitor, ParseStats, ParseStatsReward
+from components.training.monitors import THINK_RE, HealthMonitor, ParseStats, ParseStatsReward, TrainingDiverged
 from components.training.policy import apply_lora, load_policy, lora_config, objective_loss, save_final
 
 __all__ = [
     "ALGOS", "AUTOCAST", "OBJECTIVES", "THINK_RE", "TRAIN_MODES",
     "ExpectedRewardTrainer", "HealthMonitor", "LoraSettings", "MonitorSettings", "ParseStats", "ParseStatsReward",
-    "TrainConfig", "TrainingConfigError", "ValidationSettings",
+    "TrainConfig", "TrainingConfigError", "TrainingDiverged", "ValidationSettings",
     "apply_lora", "autocast_dtype", "build_rows", "build_train_config", "check_fits_context", "load_policy",
     "load_train_samples", "load_validation_samples", "lora_config", "model_context", "objective_loss", "save_final",
     "train", "train_expected_reward", "train_grpo",

@@ -7,6 +7,7 @@ configuration fails with `TrainingConfigError` before any model is loaded.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,7 +153,8 @@ class TrainConfig:
 
     def _problems(self) -> list[str]:
         """Every value problem at once, each naming its key."""
-        problems = []
+        problems = [f"{f.name}: must be a finite number, got {getattr(self, f.name)}" for f in dataclasses.fields(self)
+                    if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
         if self.ranker not in RANKERS:
             problems.append(f"ranker must be one of {list(RANKERS)}, got {self.ranker!r}")
         if self.algo not in ALGOS:

@@ -24,7 +24,7 @@ from components.tracking import log_training_metrics
 from components.training.checkpoints import _checkpoints, _load_checkpoint, _save_checkpoint
 from components.training.config import TrainConfig, TrainingConfigError, autocast_dtype, check_fits_context
 from components.training.data import _exclusion_table, _split_train, _validation_rows, build_rows
-from components.training.monitors import HealthMonitor
+from components.training.monitors import HealthMonitor, diverged, first_non_finite
 from components.training.policy import load_policy, objective_loss, save_final
 
 log = logging.getLogger(__name__)
@@ -146,8 +146,10 @@ class ExpectedRewardTrainer:
         import torch
 
         cfg, model, head = self.cfg, self.model, self.head
-        params = [p for p in model.parameters() if p.requires_grad] + (list(head.parameters()) if head else [])
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate)
+        # every weight the optimizer updates, by name: each step checks that they stay finite
+        self.trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad] + \
+            ([(f"head.{n}", p) for n, p in head.linear.named_parameters()] if head else [])
+        self.optimizer = torch.optim.AdamW([p for _, p in self.trainable], lr=cfg.learning_rate)
         self.monitor = HealthMonitor(cfg.monitor, self.out / "health.jsonl")
         if self.resume and _checkpoints(self.out):
             self.global_step = _load_checkpoint(_checkpoints(self.out)[-1], model, self.optimizer, head)
@@ -282,9 +284,14 @@ class ExpectedRewardTrainer:
             by_task.setdefault(rows[i]["task"], []).append(exp_rewards[-1] - uniform[-1])
             greedy_by_task.setdefault(rows[i]["task"], []).append(greedy[-1] - uniform[-1])
             ties += bool((r == r[0]).all())
+        if not torch.isfinite(loss):  # a NaN model never ships: stop before the update, the checkpoint and final/
+            raise diverged(self.global_step + 1, f"the loss is not finite ({float(loss.detach())})", self.out)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
+        bad = first_non_finite(self.trainable)
+        if bad is not None:
+            raise diverged(self.global_step + 1, f"the trainable weight {bad!r} is not finite after the update", self.out)
         self.global_step += 1
         step, started, val_seconds = self.global_step, self.started, self.val_seconds
         return {"loss": float(loss.detach()), "reward/expected_mean": sum(exp_rewards) / len(exp_rewards),

@@ -7,6 +7,7 @@ weight-0 probe reward records parse statuses for the health monitor.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from components.tracking import log_training_metrics
 from components.training.checkpoints import _checkpoints
 from components.training.config import TrainConfig, check_fits_context
 from components.training.data import build_rows, load_train_samples
-from components.training.monitors import HealthMonitor, ParseStats, ParseStatsReward
+from components.training.monitors import HealthMonitor, ParseStats, ParseStatsReward, diverged, first_non_finite
 from components.training.policy import lora_config, save_final
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not logs or "loss" not in logs and not any(k.startswith("rewards/") for k in logs):
                 return
+            loss = logs.get("loss")
+            if isinstance(loss, (int, float)) and not math.isfinite(loss):  # before this step's checkpoint is saved
+                raise diverged(state.global_step, f"the loss is not finite ({loss})", out)
             metrics = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
             metrics["health/no_signal_frac"] = float(logs.get("frac_reward_zero_std", 0.0))
             metrics["health/kl"] = float(logs.get("kl", 0.0))
@@ -65,6 +69,10 @@ def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 control.should_training_stop = True
 
         def on_step_end(self, args, state, control, **kwargs):
+            model = kwargs.get("model")  # a NaN model never ships: stop before this step's checkpoint and final/
+            bad = model is not None and first_non_finite((n, p) for n, p in model.named_parameters() if p.requires_grad)
+            if bad:
+                raise diverged(state.global_step, f"the trainable weight {bad!r} is not finite after the update", out)
             if cfg.max_seconds and time.perf_counter() - started >= cfg.max_seconds:
                 log.info("step %d: wall-clock budget of %.0fs spent; stopping", state.global_step, cfg.max_seconds)
                 control.should_training_stop = True

@@ -65,6 +65,33 @@ class ParseStatsReward:
         return [0.0] * len(completions)
 
 
+class TrainingDiverged(ValueError):
+    """A step made the loss or a trainable weight NaN or infinite: the run stops there, and no final model is saved."""
+
+
+def diverged(step: int, what: str, out: Path) -> TrainingDiverged:
+    """The error for a step that went non-finite; it says that no final model was written (and whose one is there)."""
+    final = Path(out) / "final"
+    earlier = f" (the {final} there is an earlier run's)" if final.exists() else ""
+    return TrainingDiverged(f"step {step}: {what}; training stopped, no final/ written{earlier}; "
+                            "lower train.learning_rate")
+
+
+def first_non_finite(named) -> str | None:
+    """The name of the first tensor of `(name, tensor)` pairs holding a NaN or an infinity; None when all are finite.
+
+    One device sync for all of them (a flag per tensor, stacked), so it is cheap enough for every step."""
+    import torch
+
+    named = list(named)
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(t.detach()).all().to(named[0][1].device) for _, t in named])
+    if bool(finite.all()):
+        return None
+    return named[int((~finite).nonzero()[0, 0])][0]
+
+
 class HealthMonitor:
     """Keeps the health series, warns and decides whether to stop early."""
 
