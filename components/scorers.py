@@ -110,15 +110,29 @@ def score_rows(inputs: ScoreInputs, use_cache: bool = True) -> tuple[list[int], 
     return prefix, rows
 
 
-def length_chunks(lengths: Sequence[int], chunk_size: int | None = None) -> list[list[int]]:
-    """Row indices sorted longest first, cut into chunks of at most `chunk_size` (default `SCORE_CHUNK`).
+MAX_PAD_SHARE = 0.1  # a row joins a chunk only if it is at least 90% as long as the chunk's longest
 
-    >>> length_chunks([3, 9, 1, 5, 7], 2)
-    [[1, 4], [3, 0], [2]]
+
+def length_chunks(lengths: Sequence[int], chunk_size: int | None = None) -> list[list[int]]:
+    """Row indices sorted longest first, cut into chunks of at most `chunk_size` (default `SCORE_CHUNK`) rows.
+
+    A chunk also closes before a row shorter than (1 - MAX_PAD_SHARE) of its longest row, so padding stays
+    under 10% of the positions computed whatever the spread of lengths (a first-stage run's passages vary a lot).
+
+    >>> length_chunks([100, 50, 95, 48, 47], 2)
+    [[0, 2], [1, 3], [4]]
+    >>> length_chunks([3, 9, 1], 1000)
+    [[1], [0], [2]]
     """
     size = max(int(chunk_size or SCORE_CHUNK), 1)
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])  # stable: ties keep the input order
-    return [order[a:a + size] for a in range(0, len(order), size)]
+    chunks: list[list[int]] = []
+    for i in order:
+        if chunks and len(chunks[-1]) < size and lengths[i] >= (1 - MAX_PAD_SHARE) * lengths[chunks[-1][0]]:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
 
 
 def _repeat_cache(kv, m: int):

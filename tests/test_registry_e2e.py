@@ -196,7 +196,7 @@ def test_a_first_version_worse_than_the_untrained_base_is_not_promoted(env, serv
     name = "iranker-base-rule"
     cli("register", "--model", "random:tiny", "--eval", str(evals / "tiny"), "--base-eval", str(evals / "smol"),
         "--name", name, "--params", str(ROOT / "params.yaml"))
-    out = cli("promote", "--name", name, "--alpha", "0.5")  # 12 samples: the rule, not the sample size, is tested
+    out = cli("promote", "--name", name, "--alpha", "0.6")  # 12 samples (p 0.54 on MS MARCO): the rule, not the sample size, is tested
     assert "NOT PROMOTED" in out and "base rule: passage-5: MRR" in out and "untrained base" in out
     from mlflow import MlflowClient
 

@@ -48,7 +48,8 @@ def scores(tiny, name, sample, ids=None, **kw):
 
 
 def test_length_chunks_sorts_longest_first_and_bounds_the_chunk():
-    assert length_chunks([3, 9, 1, 5, 7], 2) == [[1, 4], [3, 0], [2]]
+    assert length_chunks([30, 90, 10, 50, 70], 2) == [[1], [4], [3], [0], [2]]  # none within 10% of another
+    assert length_chunks([100, 95, 99, 96, 97], 2) == [[0, 2], [4, 3], [1]]
     assert length_chunks([1, 1, 1], 1000) == [[0, 1, 2]]
 
 

@@ -13,7 +13,7 @@ from components.validation import ValidationFailed, validate
 def test_real_prepared_samples_pass(prepared, params, tmp_path):
     out, _ = prepared
     summary = validate(out, params.validate, params.prepare, report_dir=tmp_path)
-    assert len(summary) == 18 and all(s["failed"] == 0 for s in summary)
+    assert len(summary) == 20 and all(s["failed"] == 0 for s in summary)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["success"] is True
     assert (tmp_path / "report.html").exists()

@@ -100,7 +100,7 @@ def test_a_skipped_window_skips_the_sample():
             return [Ranking(s.sample_id, (), skipped="prompt too long") for s in samples]
 
     r = SlidingWindowRanker(Skipper(set()), 20, 10).rank([make_sample(30)])[0]
-    assert r.skipped == "window: prompt too long" and r.order == ()
+    assert r.skipped == "prompt too long" and r.order == ()
 
 
 def test_needs_window():

@@ -162,8 +162,8 @@ class SlidingWindowRanker:
                 lo, hi = spans[k]
                 steps[k].extend(r.steps)
                 repaired[k] = repaired[k] or r.repaired
-                if r.skipped is not None:
-                    skipped[k] = f"window: {r.skipped}"
+                if r.skipped is not None:  # the inner reason as it is: skips are counted by their reason
+                    skipped[k] = r.skipped
                 elif sorted(r.order) != sorted(view.candidate_ids):
                     skipped[k] = f"window: ranking of [{lo}, {hi}) is not a permutation of its candidates"
                 else:

@@ -67,7 +67,9 @@ def test_non_utf8_byte(tmp_path):
 
 def test_truncated_json_file(tmp_path, data_root):
     folder = tmp_path / "trec"
-    shutil.copytree(data_root / "trec-dl", folder)
+    folder.mkdir()
+    for name in ("dl19_bm25_top100.json", "dl19_qrels.json"):  # one year per folder for the trec-dl source
+        shutil.copy(data_root / "trec-dl" / name, folder / name)
     run = folder / "dl19_bm25_top100.json"
     run.write_bytes(run.read_bytes()[:5000])
     cfg = PrepareConfig(tasks={"passage-5": TaskConfig(source="trec-dl", path=str(folder), n_candidates=5)})
