@@ -79,8 +79,8 @@ def test_a_diverging_run_keeps_an_earlier_final_and_says_whose_it_is(samples, tm
     assert (out / "final" / "ranker_config.json").read_text() == config_before  # untouched, not overwritten
 
 
-def test_a_non_finite_weight_after_an_update_stops_before_its_checkpoint(samples, tmp_path, monkeypatch):
-    """A finite loss whose update leaves a NaN weight (an overflowing optimizer state, say) stops the run too."""
+def poison_optimizer(monkeypatch) -> None:
+    """Every AdamW step leaves its first weight NaN: a finite loss whose update goes non-finite."""
     step = torch.optim.AdamW.step
 
     def poisoned(self, *args, **kwargs):
@@ -90,6 +90,11 @@ def test_a_non_finite_weight_after_an_update_stops_before_its_checkpoint(samples
         return result
 
     monkeypatch.setattr(torch.optim.AdamW, "step", poisoned)
+
+
+def test_a_non_finite_weight_after_an_update_stops_before_its_checkpoint(samples, tmp_path, monkeypatch):
+    """A finite loss whose update leaves a NaN weight (an overflowing optimizer state, say) stops the run too."""
+    poison_optimizer(monkeypatch)
     cfg = config(samples, tmp_path / "run", mode="fast")
     with pytest.raises(TrainingDiverged, match=r"^step 1: the trainable weight '[\w.]+' is not finite after the "
                                                r"update; training stopped, no final/ written; lower train"):
@@ -236,15 +241,7 @@ def test_a_key_twice_in_a_sample_or_jsonl_record_names_the_line(tmp_path):
 
 @pytest.mark.slow  # TRL GRPO with generation
 def test_grpo_stops_at_a_non_finite_weight_before_its_checkpoint(samples, tmp_path, monkeypatch):
-    step = torch.optim.AdamW.step
-
-    def poisoned(self, *args, **kwargs):
-        result = step(self, *args, **kwargs)
-        with torch.no_grad():
-            self.param_groups[0]["params"][0].view(-1)[0] = float("nan")
-        return result
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", poisoned)
+    poison_optimizer(monkeypatch)
     cfg = config(samples, tmp_path / "run", algo="grpo", num_generations=2, batch_size=2, max_completion_length=8,
                  max_train_samples=1, prompt=PromptConfig(max_prompt_tokens=512, reasoning=False))
     with pytest.raises(TrainingDiverged, match=r"^step 1: the trainable weight '[\w.]+' is not finite after the "
