@@ -46,9 +46,19 @@ def movielens_from_pypi(data_dir: Path) -> Path:
 
 
 def setup_data(root: Path, remote: str | None = None) -> str:
+    """`dvc pull`, reporting what it said; a modified tracked file is an error, never a reason to fall back."""
+    from components.data_check import DataModified, check_data
+
     ok, output = dvc_pull(root, remote)
+    said = " ".join(line.strip() for line in output.splitlines()[-3:] if line.strip())[:400] or "no output"
     if ok:
-        return "data/ restored with `dvc pull` from the team store"
-    log.warning("dvc pull failed (%s); falling back to MovieLens-100K from PyPI", output.splitlines()[-1:] or output)
+        return f"data/ restored with `dvc pull` from the team store (dvc: {said})"
+    state = check_data(root / "data")
+    if state.modified:  # dvc refuses to overwrite them: the fallback would leave them in place, unreported
+        raise DataModified(f"dvc pull failed because {len(state.modified)} file(s) under data/ differ from data.dvc "
+                           f"({', '.join(state.modified[:5])}); restore them with `dvc checkout --force data.dvc` "
+                           f"(dvc said: {said})")
+    log.warning("dvc pull failed (%s); falling back to MovieLens-100K from PyPI", said)
     path = movielens_from_pypi(root / "data")
-    return f"team store unreachable: MovieLens-100K extracted from recbole==1.2.1 into {path} (other tasks unavailable)"
+    return (f"dvc pull failed (dvc said: {said}): MovieLens-100K extracted from recbole==1.2.1 into {path} "
+            "(other tasks unavailable)")

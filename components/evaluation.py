@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from components.audit import samples_hash
 from components.io import DataError, atomic_dir, dumps_line, load_json, read_sample_folder
 from components.metrics import DEFAULT_METRICS, TREC_METRICS, judgements, paired_test, per_sample_metrics, summarise
 from components.report import Comparison, Cost, EvalReport, Metrics, Parse, SystemInfo, TaskComparison, TaskReport
@@ -139,7 +140,7 @@ def measure_task(samples: Sequence[RankingSample], rankings: Sequence[Ranking], 
     done = [(s, r) for s, r in zip(samples, rankings) if r.skipped is None]
     skipped = Counter(r.skipped.split(":")[0] for r in rankings if r.skipped)
     counts = dict(n=len(done), n_skipped=sum(skipped.values()), skipped_reasons=dict(skipped),
-                  sample_ids_hash=ids_hash(samples))
+                  sample_ids_hash=ids_hash(samples), samples_hash=samples_hash(samples))
     if not done:
         return TaskReport(**counts)
     ok_samples, ok_rankings = [s for s, _ in done], [r for _, r in done]

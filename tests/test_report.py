@@ -99,7 +99,7 @@ def test_parse_rates_skips_and_first_answers_round_trip():
     assert type(task).from_dict(d) == task
     nothing = measure_task(samples[:1], [Ranking("c0", (), skipped="fewer than 2 candidates")])
     assert nothing.metrics is None and nothing.mrr is None and set(nothing.to_dict()) == {
-        "n", "n_skipped", "skipped_reasons", "sample_ids_hash"}
+        "n", "n_skipped", "skipped_reasons", "sample_ids_hash", "samples_hash"}
 
 
 def test_an_older_file_without_newer_fields_reads(runs, tmp_path):

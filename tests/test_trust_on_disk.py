@@ -16,41 +16,11 @@ from components.cli import app
 from components.config import ConfigError, load_params, load_yaml, parse_override
 from components.io import DataError, load_json, read_jsonl, read_samples
 from components.prompts import PromptConfig
-from components.training import LoraSettings, MonitorSettings, TrainConfig, TrainingConfigError, TrainingDiverged
+from components.training import LoraSettings, TrainingConfigError, TrainingDiverged
+from tests.tiny_training import config, samples, scratch, tiny_train  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory, data_root) -> Path:
-    """passage-5 prepared once (what the tiny profile trains on), without preparing the other eight tasks."""
-    from components.preparation import prepare
-
-    out = tmp_path_factory.mktemp("samples")
-    prepare(load_params(ROOT / "params.yaml", "tiny").prepare, out=out, data_root=data_root)
-    return out
-
-
-def tiny_train(samples: Path, out: Path, *args: str) -> list[str]:
-    return ["train", "--params", str(ROOT / "params.yaml"), "--profile", "tiny", "--samples", str(samples),
-            "--output-dir", str(out), "--set", "train.autocast='off'", *args]
-
-
-def config(samples: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(model="random:tiny", samples=str(samples), tasks=("passage-5",), output_dir=str(out),
-                max_train_samples=4, max_steps=2, batch_size=2, save_steps=1, learning_rate=1e-2, autocast="off",
-                prompt=PromptConfig(max_prompt_tokens=512), lora=LoraSettings(enabled=False),
-                monitor=MonitorSettings(stop_early=False))
-    return TrainConfig(**{**base, **kw})
-
-
-@pytest.fixture
-def scratch(tmp_path, monkeypatch) -> Path:
-    """Run the CLI from an empty folder: its MLflow store and any relative output land there."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return tmp_path
 
 
 # ---------------------------------------------------------------- 1. a NaN model never ships

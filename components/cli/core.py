@@ -1,11 +1,14 @@
 """The `r1ranker` Typer app and what every command shares.
 
 The options several commands take, the known errors turned into a message and
-exit code 1 (`user_errors`), and the start every command makes (`command`):
-logging when it has `--verbose`, the error handling, and its configuration
-(params.yaml, a profile, `--set` overrides). The configuration is loaded on
-first use, inside the error handling, so a command checks its own flags (an
-unknown ranker or stage) before it reads the file, as it always has.
+exit code 1 (`user_errors`, credentials in it redacted), and the start every
+command makes (`command`): logging when it has `--verbose`, the error handling,
+SIGTERM unwinding like an error (temp files removed, MLflow runs ended FAILED),
+and its configuration (params.yaml, a profile, `--set` overrides). Before any
+command, MLflow's and Prefect's telemetry default to off (`_before_any_command`).
+The configuration is loaded on first use, inside the error handling, so a
+command checks its own flags (an unknown ranker or stage) before it reads the
+file, as it always has.
 
 Components are imported inside functions: `r1ranker --help` stays fast.
 """
@@ -41,12 +44,20 @@ ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="A profile 
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: --set train.max_steps=2 (repeatable).")]
 
 
+@app.callback()
+def _before_any_command() -> None:
+    from components.logs import telemetry_off
+
+    telemetry_off()  # before a command imports MLflow or Prefect: both read the setting on import
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the project's known errors into a one-paragraph message and exit code 1."""
     from components.config import ConfigError
     from components.datasets import UnknownTaskError
     from components.io import DataError
+    from components.logs import redact
     from components.registry import PromotionRefused
     from components.tracking import TrackingError
     from components.validation import ValidationFailed
@@ -54,12 +65,12 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except ValidationFailed as err:
-        err_console.print(f"[bold red]validation failed[/]: {len(err.failures)} expectation(s) (report: {err.report})")
+        err_console.print(f"[bold red]validation failed[/]: {len(err.failures)} expectation(s) (report: {escape(redact(str(err.report)))})")
         for line in err.failures:
-            err_console.print(f"  {line}", markup=False, highlight=False)
+            err_console.print(f"  {redact(line)}", markup=False, highlight=False)
         raise typer.Exit(1) from err
     except (ConfigError, DataError, UnknownTaskError, PromotionRefused, TrackingError, ValueError, FileNotFoundError) as err:
-        err_console.print(f"[bold red]error[/]: {escape(str(err))}", highlight=False)  # user text is not markup
+        err_console.print(f"[bold red]error[/]: {escape(redact(str(err)))}", highlight=False)  # user text is not markup
         raise typer.Exit(1) from err
 
 
@@ -105,11 +116,13 @@ def command(params: Path | None = None, *, profile: str | None = None, sets: lis
     It yields the command's configuration, read from `params` (with `flags`, dotted keys, as overrides)
     when the body first asks for it.
     """
+    from components.io import sigterm_unwinds
+
     if verbose is not None:
         from components.logs import setup_logging
 
         setup_logging(verbose)
-    with user_errors():
+    with sigterm_unwinds(), user_errors():
         yield CommandConfig(params, profile, sets, dict(flags or {}))
 
 

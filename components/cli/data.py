@@ -30,13 +30,20 @@ def prepare(
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Task names (repeatable); default: all in params.yaml.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: prepare.out).")] = None,
     data_root: Annotated[Optional[Path], typer.Option(help="Raw data folder (default: prepare.data_root).")] = None,
+    allow_modified_data: Annotated[bool, typer.Option(
+        help="Prepare even from files that differ from data.dvc's versions (recorded in the datacard); "
+             "without it they are refused, by name.")] = False,
     params: ParamsOpt = Path("params.yaml"),
     verbose: VerboseOpt = False,
 ) -> None:
-    """Build ranking samples: <out>/<task>/<split>.jsonl and <out>/datacard.json."""
+    """Build ranking samples: <out>/<task>/<split>.jsonl and <out>/datacard.json.
+
+    data/ is first checked file by file against data.dvc (DVC's md5s): a modified file is an error naming it.
+    """
     from components.preparation import prepare as run
 
-    with command(params, verbose=verbose) as conf:
+    flags = {"prepare.allow_modified_data": True} if allow_modified_data else {}
+    with command(params, verbose=verbose, flags=flags) as conf:
         cfg = conf.params.prepare
         card = run(cfg, tasks=split_csv(tasks), out=out, data_root=data_root)
     print_datacard(card, split_csv(tasks) or cfg.tasks, out or cfg.out)

@@ -81,6 +81,10 @@ def evaluate(
     with command(params, profile=profile, sets=overrides, verbose=verbose) as conf:
         cfg = conf.params
         scorers = scorer_flags(scorer)
+        if Path(model).is_dir():  # a trained folder whose run crashed, or another run's, is refused
+            from components.training.runs import check_trained
+
+            check_trained(Path(model))
         saved = saved_ranker_config(model)
         if saved is not None:  # a flag that contradicts the trained model names the saved value
             check_against_saved(saved, model, mode, scorers)
@@ -100,7 +104,7 @@ def evaluate(
         with console.status(f"loading {label}"):
             r = build_ranker(ranker, model=model, config=ranker_cfg, device=device, dtype=dtype, seed=seed)
         system = {"label": label, "ranker": ranker, "mode": mode if llm else None, "model": model if llm else None,
-                  "split": split, "limit": limit}
+                  "split": split, "limit": limit, "samples": str(samples or Path(cfg.prepare.out))}
         if llm and mode == "score":
             system["scorers"] = ranker_cfg.scorers
         report = run(r, by_task, out, system, compare=compare, seed=seed,
@@ -135,7 +139,12 @@ def train(
     max_pool_size: Annotated[Optional[int], typer.Option(
         help="IRanker: train only on elimination steps with at most N candidates left (default: every pool size).")] = None,
     samples: Annotated[Optional[str], typer.Option(help="Prepared samples folder (default: train.samples).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in the output folder.")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in the output folder: its own last checkpoint, with the same algo, ranker, mode, "
+             "scorers, LoRA and base model (run.json); anything else is refused.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="The output folder holds an earlier run: delete its checkpoints, final/, summary.json and health "
+             "series, then train afresh (without it such a folder is refused).")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when present).")] = None,
     profile: ProfileOpt = None,
     overrides: SetOpt = None,
@@ -145,7 +154,8 @@ def train(
     """Train a ranker with RL on the train split; writes <output-dir>/final (weights, tokenizer, ranker_config.json).
 
     The train stage, as `r1ranker stage train` runs it: params.yaml's train section, with each flag standing for
-    `--set train.<key>` (every value is checked before any model loads).
+    `--set train.<key>` (every value is checked before any model loads). Unlike the stage, which reruns by design,
+    it trains into a folder holding an earlier run only with --overwrite (or continues that run with --resume).
     """
     flags = {"train.ranker": ranker, "train.algo": algo, "train.mode": mode, "train.scorers": scorer_flags(scorer) or None,
              "train.model": model, "train.tasks": split_csv(tasks), "train.max_steps": max_steps,
@@ -156,7 +166,9 @@ def train(
     from components.pipeline import train_stage
 
     with command(params, profile=profile, sets=overrides, verbose=verbose, flags=flags) as conf:
-        summary = train_stage(conf.params, progress=print_train_step, resume=resume)
+        if resume and overwrite:
+            raise ValueError("--resume continues the run in the output folder and --overwrite deletes it: pass one")
+        summary = train_stage(conf.params, progress=print_train_step, resume=resume, overwrite=overwrite)
     if summary["stopped_early"]:
         err_console.print(f"[yellow]stopped early[/]: {summary['stopped_early']}")
     console.print(f"trained {summary['steps']} steps in {summary['seconds']:.0f}s -> {summary['final']}")
@@ -175,6 +187,7 @@ def register(
     eval_dir: Annotated[Optional[Path], typer.Option("--eval", help="The folder `r1ranker evaluate` wrote for this model (metrics.json); it must be an evaluation of this very model (default: artifacts/eval/iterative-score).")] = None,
     base_eval: Annotated[Optional[Path], typer.Option("--base-eval", help="The untrained base model's evaluation on the same samples: promotion then refuses a model significantly worse than it on any task.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Registered model name (default: register.name, else iranker / dranker).")] = None,
+    samples: Annotated[Optional[Path], typer.Option(help="The samples the evaluations ranked, to recompute them from (default: the folder each evaluation recorded).")] = None,
     profile: ProfileOpt = None,
     overrides: SetOpt = None,
     params: ParamsOpt = Path("params.yaml"),
@@ -188,7 +201,7 @@ def register(
     A trained model's ranker, mode and scorers are always its own (ranker_config.json); a contradicting flag is an
     error naming the saved value.
     """
-    if all(v is None for v in (model, eval_dir, base_eval, ranker, mode, scorer)):
+    if all(v is None for v in (model, eval_dir, base_eval, ranker, mode, scorer, samples)):
         from components.cli.pipeline import run_stage
 
         run_stage("register", params, profile, overrides, verbose, {"register.name": name})
@@ -202,14 +215,18 @@ def register(
 
     with command(params, profile=profile, sets=overrides, verbose=verbose) as conf:
         prompt = dataclasses.asdict(conf.prompts)
+        if Path(model).is_dir():  # a trained folder whose run crashed, or another run's, is never registered
+            from components.training.runs import check_trained
+
+            check_trained(Path(model))
         # before any MLflow work: a flag that contradicts the model, or an evaluation of another model, is an error
-        plan = plan_registration(model, ranker, mode, eval_dir, prompt, scorer_flags(scorer), base_eval)
+        plan = plan_registration(model, ranker, mode, eval_dir, prompt, scorer_flags(scorer), base_eval, samples)
         name = name or conf.params.register.name or role_of(plan.ranker)
         uri = configure()
         with stage_run("register", config={"model": model, "ranker": plan.ranker, "mode": plan.mode, "name": name,
                                            "prompts": prompt, "identity": plan.identity}):
             version = run_register(name, model, ranker, mode, eval_dir, prompt, scorers=scorer_flags(scorer),
-                                   base_eval_dir=base_eval)
+                                   base_eval_dir=base_eval, samples_dir=samples)
     console.print(f"registered [bold]{name}[/] version {version} as @challenger ({uri}); next: r1ranker promote --name {name}")
 
 

@@ -12,6 +12,7 @@ its type, default, current value and help (`r1ranker config --explain`).
 - `sections`: prepare, validate, evaluate and register (prompts:
   `components.prompts.PromptConfig`; train: `components.training.TrainConfig`).
 - `params`: `load_params`, profiles, overrides, the `Params` record; `load_yaml` (a key twice is an error).
+- `limits`: size, depth and alias-expansion bounds on YAML and on a flow's overrides.
 - `explain`: the key-by-key listing.
 """
 

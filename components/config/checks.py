@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import field
 from pathlib import Path
 from typing import Any
+
+from components.logs import shown
 
 
 class ConfigError(ValueError):
@@ -34,36 +37,71 @@ def _value_problems(tp: Any, value: Any, where: str) -> list[str]:
             return []
         if len(options) == 1:
             return found[0]
-        return [f"{where}: expected {' or '.join(map(_type_name, args))}, got {value!r}"]
+        return [f"{where}: expected {' or '.join(map(_type_name, args))}, got {shown(value)}"]
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return []
         if not isinstance(value, dict):
-            return [f"{where}: expected a mapping, got {type(value).__name__} {value!r}"]
+            return [f"{where}: expected a mapping, got {type(value).__name__} {shown(value)}"]
         return type_problems(tp, value, where)
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            return [f"{where}: expected a list, got {type(value).__name__} {value!r}"]
+            return [f"{where}: expected a list, got {type(value).__name__} {shown(value)}"]
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 return [f"{where}: expected a list of {len(args)} values, got {len(value)}"]
             return [p for i, (a, v) in enumerate(zip(args, value)) for p in _value_problems(a, v, f"{where}[{i}]")]
         item = args[0] if args else Any
-        return [p for i, v in enumerate(value) for p in _value_problems(item, v, f"{where}[{i}]")]
+        return _first_problems(((v, f"{where}[{i}]") for i, v in enumerate(value)), item, where)
     if origin is dict:
         if not isinstance(value, dict):
-            return [f"{where}: expected a mapping, got {type(value).__name__} {value!r}"]
+            return [f"{where}: expected a mapping, got {type(value).__name__} {shown(value)}"]
         item = args[1] if len(args) == 2 else Any
-        return [p for k, v in value.items() for p in _value_problems(item, v, f"{where}.{k}")]
+        return _first_problems(((v, f"{where}.{key_text(k)}") for k, v in value.items()), item, where)
     plain = {bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str, Path)}
     if tp in plain:
         ok = isinstance(value, plain[tp]) and (tp is bool or not isinstance(value, bool))
         if not ok:
-            return [f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"]
+            return [f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {shown(value)}"]
         if tp is float and isinstance(value, float) and not math.isfinite(value):  # YAML's .nan and .inf are floats; no setting means them
             return [f"{where}: must be a finite number, got {value}"]
         return []
     return []
+
+
+MAX_ITEM_PROBLEMS = 10  # per list or mapping: a long list of wrong values is reported by its first few
+
+
+def _first_problems(items: Any, tp: Any, where: str) -> list[str]:
+    """The problems of a collection's items against `tp`, stopping after MAX_ITEM_PROBLEMS."""
+    out: list[str] = []
+    for value, at in items:
+        out += _value_problems(tp, value, at)
+        if len(out) >= MAX_ITEM_PROBLEMS:
+            return out[:MAX_ITEM_PROBLEMS] + [f"{where}: further items not checked after {MAX_ITEM_PROBLEMS} problems"]
+    return out
+
+
+def key_text(key: Any) -> str:
+    """A mapping key as a key path shows it: cut to 40 characters (a key, too, comes from the file)."""
+    text = str(key)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def task_name_problem(name: Any) -> str | None:
+    """Why `name` cannot name a task; None when it can. A task name becomes a folder (`<prepare.out>/<task>/`),
+    so it must be one plain path component: never `..`, a slash or an absolute path.
+
+    >>> task_name_problem("passage-5") is None, task_name_problem("../evil")
+    (True, "task name '../evil' is not a plain folder name: use letters, digits, '.', '_' and '-', starting with a letter or digit, without '..'")
+    """
+    if isinstance(name, str) and TASK_NAME.fullmatch(name) and ".." not in name:
+        return None
+    return (f"task name {shown(name, 60)} is not a plain folder name: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, without '..'")
 
 
 def type_problems(cls: type, raw: dict[str, Any], where: str, not_keys: tuple[str, ...] = ()) -> list[str]:
@@ -73,7 +111,7 @@ def type_problems(cls: type, raw: dict[str, Any], where: str, not_keys: tuple[st
     problems = []
     unknown = sorted(set(raw) - set(names), key=str)
     if unknown:
-        problems.append(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+        problems.append(f"{where}: unknown key(s) {shown(unknown, 160)}; valid keys: {sorted(names)}")
     for key, value in raw.items():
         if key in names:
             problems += _value_problems(hints[key], value, f"{where}.{key}")

@@ -8,13 +8,22 @@ from typing import Any
 
 import yaml
 
-from components.config.checks import ConfigError, _build, type_problems
+from components.config.checks import ConfigError, _build, task_name_problem, type_problems
+from components.config.limits import (
+    MAX_OVERRIDE_CHARS,
+    MAX_YAML_CHARS,
+    BoundedComposer,
+    LimitError,
+    check_length,
+    value_problem,
+)
 from components.config.sections import (
     EvaluateConfig,
     PrepareConfig,
     RegisterConfig,
     ValidateConfig,
 )
+from components.logs import shown
 
 
 def _typed_sections() -> dict[str, tuple[type, tuple[str, ...]]]:
@@ -42,6 +51,10 @@ def section_problems(raw: dict[str, Any]) -> list[str]:
         problems += type_problems(cls, section, name, not_keys)
     if raw.get("rewards") is not None and not isinstance(raw["rewards"], dict):  # its names: rewards.build_rewards
         problems.append(f"rewards: expected a mapping of keys, got {type(raw['rewards']).__name__}")
+    train = raw.get("train")
+    train_tasks = train.get("tasks") if isinstance(train, dict) else None
+    if isinstance(train_tasks, (list, tuple)):  # <samples>/<task>/train.jsonl: a path, as prepare's task keys are
+        problems += [f"train.tasks[{i}]: {p}" for i, t in enumerate(train_tasks) if (p := task_name_problem(t))][:10]
     return problems
 
 
@@ -98,6 +111,8 @@ class Params:
         return dict(self.resolved.get(name) or {})
 
 
+MAX_PROBLEMS = 50  # lines in one error; the count says how many there were
+
 KNOWN_SECTIONS = ("prepare", "validate", "prompts", "rewards", "evaluate", "train", "register", "profiles")
 
 
@@ -117,7 +132,12 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> di
     for dotted, value in (overrides or {}).items():
         keys = str(dotted).split(".")
         if keys[0] not in KNOWN_SECTIONS:
-            raise ConfigError(f"override {dotted!r}: unknown section {keys[0]!r}; valid: {list(KNOWN_SECTIONS)}")
+            raise ConfigError(f"override {shown(dotted)}: unknown section {shown(keys[0], 40)}; valid: {list(KNOWN_SECTIONS)}")
+        if not all(keys):
+            raise ConfigError(f"override {shown(dotted)}: an empty key in the dotted path; expected e.g. train.max_steps")
+        problem = value_problem(value)  # a flow run's overrides are Python values that never went through the YAML bounds
+        if problem:
+            raise ConfigError(f"override {shown(dotted)}: the value is {problem}")
         nested: Any = value
         for key in reversed(keys):
             nested = {key: nested}
@@ -129,15 +149,16 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
     """A YAML mapping names the same key twice (`yaml.safe_load` would silently keep the last value)."""
 
     def __init__(self, key: Any, line: int, first_line: int):
-        super().__init__(problem=f"duplicate key {key!r} (first on line {first_line})")
+        super().__init__(problem=f"duplicate key {shown(key)} (first on line {first_line})")
         self.key, self.line, self.first_line = key, line, first_line
 
     def __str__(self) -> str:
-        return f"line {self.line}: duplicate key {self.key!r} (first on line {self.first_line})"
+        return f"line {self.line}: duplicate key {shown(self.key)} (first on line {self.first_line})"
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` whose mappings refuse a key given twice (a `<<` merge may still be overridden)."""
+class UniqueKeyLoader(BoundedComposer, yaml.SafeLoader):
+    """`yaml.SafeLoader` whose mappings refuse a key given twice (a `<<` merge may still be overridden), and which
+    refuses a document nested too deep or expanding (aliases) too far (`limits.BoundedComposer`)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         first: dict[Any, int] = {}
@@ -155,8 +176,10 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(text: str) -> Any:
-    """YAML as `yaml.safe_load` reads it, except that a mapping with the same key twice raises `DuplicateKeyError`."""
+def load_yaml(text: str, limit: int = MAX_YAML_CHARS, what: str = "the YAML text") -> Any:
+    """YAML as `yaml.safe_load` reads it, except that a mapping with the same key twice raises `DuplicateKeyError`,
+    and a text over `limit` characters, nested too deep or expanding too far raises `LimitError`."""
+    check_length(text, limit, what)
     return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
 
 
@@ -164,11 +187,15 @@ def parse_override(text: str) -> tuple[str, Any]:
     """`key.path=value` from the command line; the value is read as YAML (numbers, lists, null)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r}: expected key.path=value, e.g. train.max_steps=2")
+        raise ConfigError(f"override {shown(text)}: expected key.path=value, e.g. train.max_steps=2")
     try:
-        return key.strip(), load_yaml(value)
+        return key.strip(), load_yaml(value, MAX_OVERRIDE_CHARS, "the value")
+    except LimitError as err:
+        raise ConfigError(f"override {shown(key.strip())}: {err.problem}") from err
     except yaml.YAMLError as err:
-        raise ConfigError(f"override {text!r}: invalid YAML value: {err}") from err
+        raise ConfigError(f"override {shown(text)}: invalid YAML value: {err}") from err
+    except ValueError as err:  # a scalar Python cannot hold, e.g. an integer of 5000 digits
+        raise ConfigError(f"override {shown(key.strip())}: invalid value: {str(err)[:120]}") from err
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None,
@@ -176,31 +203,47 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
     """Read params.yaml, merge the named profile (`profiles.<name>`) and dotted overrides over it, and type-check."""
     path = Path(path)
     try:
-        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+        with path.open(encoding="utf-8") as fh:
+            text = fh.read(MAX_YAML_CHARS + 1)  # never more than the limit into memory
+        raw = load_yaml(text, what="the file")
     except FileNotFoundError as err:
         raise ConfigError(f"{path}: not found; run from the project root or pass --params") from err
+    except (IsADirectoryError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({type(err).__name__}); pass a params.yaml with --params") from err
     except DuplicateKeyError as err:
-        raise ConfigError(f"{path}:{err.line}: duplicate key {err.key!r} (first on line {err.first_line}); "
+        raise ConfigError(f"{path}:{err.line}: duplicate key {shown(err.key)} (first on line {err.first_line}); "
                           "a key may appear only once in a mapping") from err
+    except LimitError as err:
+        raise ConfigError(f"{path}" + (f":{err.line}" if err.line else "") + f": {err.problem}") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {err}") from err
+    except ValueError as err:  # a scalar Python cannot hold, e.g. an integer of 5000 digits
+        raise ConfigError(f"{path}: invalid value: {str(err)[:120]}") from err
+    if raw is None:  # an empty file (or only comments) is a mistake, not "all defaults"
+        raise ConfigError(f"{path}: empty; expected a mapping of sections ({', '.join(KNOWN_SECTIONS)})")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    unknown = sorted(set(raw) - set(KNOWN_SECTIONS))
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(KNOWN_SECTIONS), key=str)
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {unknown}; valid: {list(KNOWN_SECTIONS)}")
+        raise ConfigError(f"{path}: unknown section(s) {shown(unknown, 160)}; valid: {list(KNOWN_SECTIONS)}")
     profiles = raw.pop("profiles", None) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: profiles: expected a mapping of profile names, got {type(profiles).__name__}")
     if profile:
         if profile not in profiles:
-            raise ConfigError(f"{path}: unknown profile {profile!r}; defined: {sorted(profiles)}")
-        extra_sections = sorted(set(profiles[profile] or {}) - set(KNOWN_SECTIONS) - {"profiles"})
+            raise ConfigError(f"{path}: unknown profile {shown(profile, 60)}; defined: {shown(sorted(profiles, key=str), 160)}")
+        if not isinstance(profiles[profile] or {}, dict):
+            raise ConfigError(f"{path}: profiles.{profile}: expected a mapping of sections, "
+                              f"got {type(profiles[profile]).__name__}")
+        extra_sections = sorted(set(profiles[profile] or {}) - set(KNOWN_SECTIONS) - {"profiles"}, key=str)
         if extra_sections:
-            raise ConfigError(f"{path}: profile {profile!r} has unknown section(s) {extra_sections}")
+            raise ConfigError(f"{path}: profile {shown(profile, 60)} has unknown section(s) {shown(extra_sections, 160)}")
         raw = deep_merge(raw, profiles[profile] or {})
     raw = apply_overrides(raw, overrides)
     explicit = {k.split(".", 1)[1]: v for k, v in (overrides or {}).items() if k in ("train.objective", "train.mode")}
     built, problems = build_sections(raw, explicit)
     if problems:
         where = f"{path}" + (f" (profile {profile})" if profile else "")
-        raise ConfigError(f"{where}: {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems))
+        more = [f"... and {len(problems) - MAX_PROBLEMS} more"] if len(problems) > MAX_PROBLEMS else []
+        raise ConfigError(f"{where}: {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems[:MAX_PROBLEMS] + more))
     return Params(path=path, profile=profile, resolved=raw, rewards=dict(raw.get("rewards") or {}), **built)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.config.checks import ConfigError, _build, check, setting
+from components.config.checks import ConfigError, _build, check, setting, task_name_problem
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class PrepareConfig:
     rec_candidates: int = setting(20, "rec: the next item + this many minus one random negatives")
     tasks: dict[str, TaskConfig] = setting(factory=dict, help="the tasks to build, by name")
     select: tuple[str, ...] = setting((), "prepare only these tasks (profiles use it); empty: all of `tasks`")
+    allow_modified_data: bool = setting(False, "prepare even when files under data_root differ from data.dvc "
+                                               "(recorded in the datacard); false: refused, naming the files")
 
     def __post_init__(self) -> None:
         problems = []
@@ -73,6 +75,10 @@ class PrepareConfig:
             problems.append(f"select names unknown task(s) {unknown}; configured: {sorted(self.tasks or {})}")
         tasks = {}
         for name, raw in (self.tasks or {}).items():
+            problem = task_name_problem(name)  # the key becomes <out>/<task>/: it must stay inside `out`
+            if problem:
+                problems.append(f"tasks: {problem}")
+                continue
             try:
                 tasks[name] = raw if isinstance(raw, TaskConfig) else _build(TaskConfig, raw, f"tasks.{name}")
             except ConfigError as err:

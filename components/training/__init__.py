@@ -49,7 +49,9 @@ to prompts it never saw. The test split is never read.
 
 Modules: `config` (TrainConfig and its checks), `data` (train split, rows,
 reward tables), `policy` (model, LoRA, loss, final model), `monitors` (health),
-`checkpoints`, `expected_reward` (ExpectedRewardTrainer) and `grpo`. The metrics
+`checkpoints`, `runs` (run.json: which run owns the output folder, whether it
+finished, what --resume may continue), `expected_reward` (ExpectedRewardTrainer)
+and `grpo`. The metrics
 go to MLflow through `components.tracking.log_training_metrics`.
 """
 
@@ -88,7 +90,9 @@ __all__ = [
 ]
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict[str, Any]:
+def train(cfg: TrainConfig, resume: bool = False, progress=None, overwrite: bool = False) -> dict[str, Any]:
+    """Train as `cfg.algo` says. `resume`: only the run the output folder's run.json names, with the same settings;
+    `overwrite`: a fresh run deletes the folder's earlier run first (`runs`)."""
     if cfg.algo == "grpo":
-        return train_grpo(cfg, resume)
-    return train_expected_reward(cfg, resume, progress)
+        return train_grpo(cfg, resume, overwrite)
+    return train_expected_reward(cfg, resume, progress, overwrite)

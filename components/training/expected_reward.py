@@ -21,11 +21,12 @@ from typing import Any
 from components.io import write_json
 from components.scorers import ScoreHead, get_scorer, scorer_name
 from components.tracking import log_training_metrics
-from components.training.checkpoints import _checkpoints, _load_checkpoint, _save_checkpoint
+from components.training.checkpoints import _save_checkpoint, restore_checkpoint
 from components.training.config import TrainConfig, TrainingConfigError, autocast_dtype, check_fits_context
 from components.training.data import _exclusion_table, _split_train, _validation_rows, build_rows
 from components.training.monitors import HealthMonitor, diverged, first_non_finite
 from components.training.policy import load_policy, objective_loss, save_final
+from components.training.runs import finish_run, start_run
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ class ExpectedRewardTrainer:
     into LoRA only with `pointer_trains_lora`).
     """
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, progress=None):
-        self.cfg, self.resume, self.progress = cfg, resume, progress
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress=None, overwrite: bool = False):
+        self.cfg, self.resume, self.progress, self.overwrite = cfg, resume, progress, overwrite
         self.out = Path(cfg.output_dir)
         self.score_mode = cfg.eval_mode == "score"
         self.global_step = 0  # optimizer steps taken, a resumed run's included
@@ -53,12 +54,14 @@ class ExpectedRewardTrainer:
     # ---------------------------------------------------------------- setup
 
     def setup(self) -> None:
-        """Model, rows and their rewards, the pointer head, optimizer and resume state, then the KL reference."""
+        """The run (checked on resume), model, rows and their rewards, the pointer head, optimizer and resume state,
+        then the KL reference."""
         import torch
 
         cfg = self.cfg
         check_fits_context(cfg)
         samples, held = _split_train(cfg)  # one read of the train split for both sides
+        self.run = start_run(cfg, self.resume, self.overwrite)  # before the model loads: a wrong folder fails fast
         self.by_id = {s.sample_id: s for s in [*samples, *held]}
         torch.manual_seed(cfg.seed)
         self.model, self.tok = load_policy(cfg)
@@ -150,11 +153,10 @@ class ExpectedRewardTrainer:
         self.trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad] + \
             ([(f"head.{n}", p) for n, p in head.linear.named_parameters()] if head else [])
         self.optimizer = torch.optim.AdamW([p for _, p in self.trainable], lr=cfg.learning_rate)
-        self.monitor = HealthMonitor(cfg.monitor, self.out / "health.jsonl")
-        if self.resume and _checkpoints(self.out):
-            self.global_step = _load_checkpoint(_checkpoints(self.out)[-1], model, self.optimizer, head)
-        elif self.out.exists() and (self.out / "health.jsonl").exists():
-            (self.out / "health.jsonl").unlink()
+        self.monitor = HealthMonitor(cfg.monitor, self.out / "health.jsonl")  # start_run deleted an earlier run's
+        if self.run.checkpoint is not None:
+            self.global_step = restore_checkpoint(self.run.checkpoint, self.run.state, model, self.optimizer, head)
+            self.run.state = None  # restored: the optimizer holds its own copy
 
     def _setup_reference(self) -> None:
         # the KL reference is the initial model: LoRA's disabled adapter, else a frozen copy taken now
@@ -364,24 +366,30 @@ class ExpectedRewardTrainer:
             if self.progress:
                 self.progress(step, cfg.max_steps, metrics)
             if step % cfg.save_steps == 0 or step == cfg.max_steps or stop:
-                _save_checkpoint(self.model, self.optimizer, step, self.out, self.head)
+                _save_checkpoint(self.model, self.optimizer, step, self.out, self.head, self.run.record.run_id)
             if stop:
                 break
         return self._finish()
 
     def _finish(self) -> dict[str, Any]:
         step = self.global_step
-        final = save_final(self.model, self.tok, self.cfg, self.out / "final", {"steps": step}, self.head)
+        final = save_final(self.model, self.tok, self.cfg, self.out / "final",
+                           {"steps": step, "run_id": self.run.record.run_id}, self.head)
         summary = {"steps": step, "final": str(final), "stopped_early": self.monitor.stop_reason,
                    "rows": len(self.rows), "seconds": time.perf_counter() - self.started,
                    "budget_spent": self.budget_spent, "validation_seconds": self.val_seconds,
                    "validation_rows": len(self.val_rows)}
         write_json(self.out / "summary.json", summary)
+        finish_run(self.out, self.run.record)
         return summary
 
 
-def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None) -> dict[str, Any]:
-    """Train with `ExpectedRewardTrainer` (setup, then the loop); the summary also written to summary.json."""
-    trainer = ExpectedRewardTrainer(cfg, resume, progress)
+def train_expected_reward(cfg: TrainConfig, resume: bool = False, progress=None,
+                          overwrite: bool = False) -> dict[str, Any]:
+    """Train with `ExpectedRewardTrainer` (setup, then the loop); the summary also written to summary.json.
+
+    `resume`: only the run the output folder's run.json names; `overwrite`: a fresh run deletes the folder's earlier
+    run first (`components.training.runs`)."""
+    trainer = ExpectedRewardTrainer(cfg, resume, progress, overwrite)
     trainer.setup()
     return trainer.train()

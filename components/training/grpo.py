@@ -15,17 +15,20 @@ from typing import Any
 from components.io import write_json
 from components.rewards import build_rewards
 from components.tracking import log_training_metrics
-from components.training.checkpoints import _checkpoints
 from components.training.config import TrainConfig, check_fits_context
 from components.training.data import build_rows, load_train_samples
 from components.training.monitors import HealthMonitor, ParseStats, ParseStatsReward, diverged, first_non_finite
 from components.training.policy import lora_config, save_final
+from components.training.runs import RUN_ID_FILE, RunRecord, check_resume, finish_run, start_run
 
 log = logging.getLogger(__name__)
 
 
-def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    """TRL GRPOTrainer with our rewards, prompts and health monitor."""
+def train_grpo(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """TRL GRPOTrainer with our rewards, prompts and health monitor.
+
+    `resume`: only the run the output folder's run.json names; `overwrite`: a fresh run deletes the folder's earlier
+    run first (`components.training.runs`)."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -33,6 +36,8 @@ def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     check_fits_context(cfg)
     samples = load_train_samples(cfg)
     out = Path(cfg.output_dir)
+    # read-only, in every process: another run's checkpoint is refused before the model loads
+    resumed = check_resume(cfg) if resume else None
     from components.models import load_model, model_path, pick_device
 
     model, tok = load_model(cfg.model, device=cfg.device, seed=cfg.seed, for_training=True)
@@ -48,9 +53,7 @@ def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     fns, weights = build_rewards(cfg.reward_spec)
     stats = ParseStats()
     probe = ParseStatsReward(stats, "single" if cfg.ranker == "iranker" else "ranking")
-    monitor = HealthMonitor(cfg.monitor, out / "health.jsonl")
-    if not resume and (out / "health.jsonl").exists():
-        (out / "health.jsonl").unlink()
+    monitor = HealthMonitor(cfg.monitor, out / "health.jsonl")  # start_run deleted an earlier run's
     on_cuda = pick_device(cfg.device).startswith("cuda")
 
     class Health(TrainerCallback):
@@ -77,6 +80,11 @@ def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 log.info("step %d: wall-clock budget of %.0fs spent; stopping", state.global_step, cfg.max_seconds)
                 control.should_training_stop = True
 
+        def on_save(self, args, state, control, **kwargs):
+            # TRL wrote checkpoint-<step>; the run id beside it lets --resume refuse another run's checkpoint
+            if state.is_world_process_zero:
+                (out / f"checkpoint-{state.global_step}" / RUN_ID_FILE).write_text(run_id + "\n", encoding="utf-8")
+
     args = GRPOConfig(
         output_dir=str(out), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
@@ -92,12 +100,19 @@ def train_grpo(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     peft_config = lora_config(cfg.lora, n_layers) if cfg.lora.enabled else None
     trainer = GRPOTrainer(model=model, reward_funcs=[*fns, probe], args=args, train_dataset=dataset,
                           processing_class=tok, peft_config=peft_config, callbacks=[Health()])
-    last = _checkpoints(out)[-1] if resume and _checkpoints(out) else None
+    main = trainer.accelerator.is_main_process
+    with trainer.accelerator.main_process_first():  # one run record: the main process writes it, the others read it
+        run = start_run(cfg, resume, overwrite) if main else None
+        record = run.record if run else RunRecord.read(out)
+    run_id = record.run_id  # read by Health.on_save
+    last = resumed.checkpoint if resumed else None
     started = time.perf_counter()  # read by Health.on_step_end for the wall-clock budget
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     steps = trainer.state.global_step
-    final = save_final(trainer.model, tok, cfg, out / "final", {"steps": steps})
+    final = save_final(trainer.model, tok, cfg, out / "final", {"steps": steps, "run_id": run_id})
     summary = {"steps": steps, "final": str(final), "stopped_early": monitor.stop_reason, "rows": len(rows),
                "seconds": time.perf_counter() - started}
     write_json(out / "summary.json", summary)
+    if main:
+        finish_run(out, record)
     return summary
