@@ -30,6 +30,7 @@ old champion in place and a rerun completes it. Rerunning is idempotent.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import tempfile
@@ -189,8 +190,13 @@ def version_by_alias(client, name: str, alias: str):
         raise
 
 
-def stored_evaluation(version, artifact: str = EVAL_ARTIFACT) -> EvalReport | None:
-    """The evaluation logged with a model version (None when there is none); a malformed one names the artifact."""
+def stored_evaluation(version, artifact: str = EVAL_ARTIFACT, legacy_ok: bool = False) -> EvalReport | None:
+    """The evaluation logged with a model version (None when there is none); a malformed one names the artifact.
+
+    It must be the file register recomputed (its sha256 is the version's tag). `legacy_ok` accepts a version
+    registered before that seal existed (a champion of an older release), consistency-checked only; the
+    decision then says so.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -202,10 +208,12 @@ def stored_evaluation(version, artifact: str = EVAL_ARTIFACT) -> EvalReport | No
             return None  # no evaluation logged with this version (connection failures raise TrackingError)
         who = f"{artifact} of v{version.version}"
         expected = (version.tags or {}).get(EVAL_SHA_TAG if artifact == EVAL_ARTIFACT else BASE_SHA_TAG)
-        if expected is None:
+        if expected is None and legacy_ok:
+            log.warning("%s predates sealed evaluations: compared as stored (consistency checked)", who)
+        elif expected is None:
             raise PromotionRefused(f"{who} carries no hash (registered before evaluations were recomputed and "
                                    "sealed at register): register that model again")
-        if file_sha256(Path(path)) != expected:
+        elif file_sha256(Path(path)) != expected:
             raise PromotionRefused(f"{who} changed in the artifact store after registration (sha256 differs from the "
                                    "version's tag); refused")
         report = EvalReport.from_dict(loads(Path(path).read_text()), who)
@@ -294,7 +302,6 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
 
     Everything is checked first (`plan_registration`): a model is registered only with an evaluation of itself.
     """
-    import dataclasses
 
     import mlflow
     import torch
@@ -401,11 +408,14 @@ def promote(name: str, cfg: PromotionConfig = PromotionConfig()) -> Decision:
                             str(champion.version))
         ch_report = stored_evaluation(challenger)
         base_report = stored_evaluation(challenger, BASE_ARTIFACT)
-        cp_report = stored_evaluation(champion) if champion is not None else None
+        cp_report = stored_evaluation(champion, legacy_ok=True) if champion is not None else None
         if champion is not None and cp_report is None:
             raise PromotionRefused(f"champion v{champion.version} has no evaluation to compare against")
         decision = decide(ch_report, cp_report, cfg, str(challenger.version),
                           str(champion.version) if champion else None, base=base_report)
+        if champion is not None and EVAL_SHA_TAG not in (champion.tags or {}):  # said, never silent
+            decision = dataclasses.replace(decision, reason=f"{decision.reason}; champion v{champion.version}'s "
+                                           "evaluation predates sealed evaluations (compared as stored)")
         for key, value in decision.tags().items():
             with_retries(lambda k=key, v=value: client.set_model_version_tag(name, challenger.version, k, v),
                          "tag the decision")
