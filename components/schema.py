@@ -284,11 +284,31 @@ class Ranking:
     steps: tuple[RankingStep, ...] = ()
     repaired: bool = False
     skipped: str | None = None
+    scores: tuple[float, ...] | None = None  # the ranker's own, aligned with `order`; None: see relevance_scores
+
+    def __post_init__(self) -> None:
+        if self.scores is not None and len(self.scores) != len(self.order):
+            raise ValueError(f"ranking of {self.sample_id!r}: {len(self.scores)} scores for {len(self.order)} candidates")
+
+    @property
+    def relevance_scores(self) -> tuple[float, ...]:
+        """One score per candidate of `order`, higher is better: the ranker's own (score mode's scorer, BM25,
+        dense), else derived from the rank for listwise rankers: (n - i) / n for the i-th, 1 for the top.
+
+        >>> Ranking("s", ("b", "a", "c")).relevance_scores
+        (1.0, 0.6666666666666666, 0.3333333333333333)
+        """
+        if self.scores is not None:
+            return self.scores
+        n = len(self.order)
+        return tuple((n - i) / n for i in range(n))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "sample_id": self.sample_id,
             "order": list(self.order),
+            "scores": list(self.relevance_scores),
+            "scores_from": "ranker" if self.scores is not None else "rank",
             "repaired": self.repaired,
             "skipped": self.skipped,
             "steps": [s.__dict__ for s in self.steps],

@@ -24,6 +24,7 @@ from typing import Any
 import mlflow.pyfunc
 
 from components.io import DataError
+from components.requests import RequestError, documents
 from components.schema import MAX_CANDIDATES, SCENARIOS, RankingSample, SampleError
 
 LABEL_SCHEME = "letters"
@@ -45,9 +46,11 @@ def ranker_config(ranker: str, mode: str, template_hash: str, prompt: dict, max_
 
 def signature():
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import Array, ColSpec, Schema
+    from mlflow.types.schema import AnyType, Array, ColSpec, Schema
 
-    inputs = Schema([ColSpec("string", "query"), ColSpec(Array("string"), "candidates"), ColSpec("string", "scenario")])
+    # candidates as AnyType: MLflow's Array(string) enforcement turned ["text", null] into ["t", "n"] and
+    # {"id", "text"} objects into their str(); `_samples` checks them itself and names the field
+    inputs = Schema([ColSpec("string", "query"), ColSpec(AnyType(), "candidates"), ColSpec("string", "scenario")])
     outputs = Schema([ColSpec(Array("long"), "ranking"), ColSpec("string", "reasoning")])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
@@ -115,18 +118,15 @@ class RankerModel(mlflow.pyfunc.PythonModel):
                 raise _invalid(f"row {i}, field 'scenario': {scenario!r} is not one of {list(SCENARIOS)}")
             if hasattr(cands, "tolist"):
                 cands = cands.tolist()
-            if not isinstance(cands, list) or not all(isinstance(c, str) for c in cands):
-                raise _invalid(f"row {i}, field 'candidates': expected a list of strings")
-            if not cands:
+            if isinstance(cands, list) and not cands:
                 raise _invalid(f"row {i}, field 'candidates': no candidates")
-            if len(cands) > self.cfg["max_candidates"]:
-                raise _invalid(f"row {i}, field 'candidates': {len(cands)} candidates, the maximum is {self.cfg['max_candidates']}")
-            for j, text in enumerate([query, *cands]):
-                if len(text) > self.cfg["max_text_chars"]:
-                    field = "query" if j == 0 else f"candidates[{j - 1}]"
-                    raise _invalid(f"row {i}, field '{field}': {len(text)} characters, the limit is {self.cfg['max_text_chars']}")
-                if j and not text.strip():
-                    raise _invalid(f"row {i}, field 'candidates[{j - 1}]': empty text")
+            if len(query) > self.cfg["max_text_chars"]:
+                raise _invalid(f"row {i}, field 'query': {len(query)} characters, the limit is {self.cfg['max_text_chars']}")
+            try:  # strings or {"text"} objects, each checked (null, numbers and empties named), as /rerank does
+                checked = documents(cands, f"row {i}", self.cfg["max_candidates"], self.cfg["max_text_chars"], "candidates")
+            except RequestError as err:
+                raise _invalid(str(err)) from err
+            cands = [c.text for c in checked]  # positional ids: the ranking is returned as indices
             # relevance is unknown at serving time; the schema wants a gold, and rankers never read it
             try:  # the one sample contract, as every reader of files applies it
                 samples.append(RankingSample(f"row{i}", "serve", scenario, query,

@@ -74,7 +74,8 @@ class BM25Ranker:
             scores = retriever.get_scores(terms) if terms else [0.0] * len(s.candidates)
             # ties keep the input order (stable sort), so BM25 never benefits from a lucky shuffle
             order = sorted(range(len(s.candidates)), key=lambda i: -scores[i])
-            out.append(Ranking(s.sample_id, tuple(s.candidates[i].id for i in order)))
+            out.append(Ranking(s.sample_id, tuple(s.candidates[i].id for i in order),
+                               scores=tuple(float(scores[i]) for i in order)))
         _done(progress, len(samples))
         return out
 
@@ -136,7 +137,8 @@ class DenseRanker:
             emb = self._embed([s.query] + [c.text for c in s.candidates])
             sims = (emb[1:] @ emb[0]).tolist()
             order = sorted(range(len(s.candidates)), key=lambda i: -sims[i])
-            out.append(Ranking(s.sample_id, tuple(s.candidates[i].id for i in order)))
+            out.append(Ranking(s.sample_id, tuple(s.candidates[i].id for i in order),
+                               scores=tuple(float(sims[i]) for i in order)))
             if progress:
                 progress(0, 1)
         return out

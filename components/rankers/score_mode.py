@@ -94,9 +94,11 @@ def rank_by_scores(backend, config, samples: Sequence[RankingSample], iterative:
             order = sorted(range(len(ids)), key=lambda i: -scores[i])  # stable: ties keep listing order
             best_first = [ids[i] for i in order]
             shown = best_first[::-1] if iterative else best_first  # IRanker's trace: eliminated first
-            step = RankingStep(_hash(s, scorer.name), json.dumps({c: round(v, 4) for c, v in zip(ids, scores)}),
+            # the scores are the ranking's own (Ranking.scores, rankings.jsonl's `scores`), not the step's text
+            step = RankingStep(_hash(s, scorer.name), "",
                                _labels(s, shown, cfg.stable_labels), "ok", tokens, 0, time.perf_counter() - started, reused)
-            results[s.sample_id] = Ranking(s.sample_id, tuple(best_first), (step,))
+            results[s.sample_id] = Ranking(s.sample_id, tuple(best_first), (step,),
+                                           scores=tuple(float(scores[i]) for i in order))
             if progress:
                 progress(1, 1)
     return [results[s.sample_id] for s in samples]
