@@ -127,20 +127,37 @@ def rerank(
     relevant_grade: Annotated[float, typer.Option(help="With --qrels: the grade from which a document counts as "
                                                         "relevant for MRR and Recall (TREC DL passage: 2; trec_eval's -l).")] = 1.0,
     tag: Annotated[Optional[str], typer.Option(help="The run tag (default: r1ranker-<model>).")] = None,
+    workers: Annotated[int, typer.Option(help="Above 1: the rerank flow, query shards on a Dask LocalCluster of "
+                                              "this many processes (Prefect; a restart skips finished shards).")] = 1,
+    dask_address: Annotated[Optional[str], typer.Option(help="Run the shards on this existing Dask cluster "
+                                                             "(tcp://host:8786) instead.")] = None,
 ) -> None:
     """Rerank a first-stage run and write a TREC run with scores; with --qrels, score both runs."""
     from components.reranker import Reranker
     from components.trec import read_first_stage, write_run
 
     with command():
-        if top_k < 1:
-            raise ValueError(f"--top-k must be >= 1, got {top_k}")
+        if top_k < 1 or workers < 1:
+            raise ValueError(f"--top-k and --workers must be >= 1, got {top_k} and {workers}")
         stage = read_first_stage(run, top_k, topics, corpus)  # every query checked before the model loads
         judged = None
         if qrels is not None:
             from components.datasets.trec_dl import read_qrels
 
             judged = read_qrels(qrels)
+        if workers > 1 or dask_address:
+            from flows.rerank import rerank_flow
+
+            rerank_flow(str(run), str(out), model, ranker, mode, str(topics) if topics else None,
+                        str(corpus) if corpus else None, top_k, None, workers, dask_address, tag)
+            if judged is not None:
+                from components.schema import Ranking
+                from components.trec import read_run_lines
+
+                written = read_run_lines(out)
+                _print_scores(stage.requests, [Ranking(r.request_id, tuple(d for d, _ in written[r.request_id]))
+                                               for r in stage.requests], judged, relevant_grade)
+            return
         reranker = Reranker.load(_spec(model, ranker), ranker, mode)
         from rich.progress import Progress
 
