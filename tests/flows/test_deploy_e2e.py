@@ -120,12 +120,13 @@ def stack(tmp_path_factory):
         mlflow.stop()
 
 
-def test_prefect_yaml_deploys_the_three_deployments(stack):
+def test_prefect_yaml_deploys_the_four_deployments(stack):
     prefect, _ = stack
     names = {d["name"]: d for d in prefect.post("/deployments/filter", {})}
-    assert set(names) == {"r1ranker-pipeline", "r1ranker-evaluate-champion", "r1ranker-promote"}
+    assert set(names) == {"r1ranker-pipeline", "r1ranker-evaluate-champion", "r1ranker-promote", "r1ranker-rerank"}
     crons = {n: [s["schedule"].get("cron") for s in d.get("schedules", [])] for n, d in names.items()}
-    assert crons == {"r1ranker-pipeline": ["0 2 * * *"], "r1ranker-evaluate-champion": ["0 4 * * 1"], "r1ranker-promote": []}
+    assert crons == {"r1ranker-pipeline": ["0 2 * * *"], "r1ranker-evaluate-champion": ["0 4 * * 1"], "r1ranker-promote": [],
+                     "r1ranker-rerank": []}
 
 
 def test_pipeline_deployment_trains_registers_and_publishes(stack):
