@@ -281,7 +281,13 @@ class ScoreHead:
         if path is not None and path.exists():
             from safetensors.torch import load_file
 
-            head.linear.load_state_dict(load_file(str(path), device=str(device or "cpu")))
+            state = load_file(str(path), device=str(device or "cpu"))
+            bad = next((k for k, v in state.items() if not v.isfinite().all()), None)
+            if bad is not None:  # as for the model's weights: a NaN head never ranks
+                from components.io import DataError
+
+                raise DataError(f"{path}: tensor {bad!r} of the score head is not finite; this model cannot rank")
+            head.linear.load_state_dict(state)
         return head
 
 

@@ -284,3 +284,17 @@ def test_grpo_checkpoints_carry_the_run_id_and_resume_only_their_run(samples, tm
     (out / "checkpoint-3" / "run_id").write_text("0" * 32)
     with pytest.raises(RunConflict, match=rf"checkpoint-3: written by run 0{{32}}, but .* names run {run_id}"):
         training.train(config(samples, out, max_steps=4, **grpo), resume=True)
+
+
+def test_a_score_head_with_a_nan_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    from components.io import DataError
+    from components.scorers import HEAD_FILE, ScoreHead
+
+    head = ScoreHead(8)
+    state = {k: v.clone() for k, v in head.linear.state_dict().items()}
+    state["weight"].view(-1)[0] = float("inf")
+    save_file(state, str(tmp_path / HEAD_FILE))
+    with pytest.raises(DataError, match="tensor 'weight' of the score head is not finite"):
+        ScoreHead.load(tmp_path, 8)

@@ -167,3 +167,23 @@ def test_malformed_run_file_names_file_and_line(data_root, tmp_path):
     (tmp_path / "trec-dl" / "dl19_bm25_top100.json").write_text(json.dumps([{"query": "q", "hits": [{"qid": 1}]}]))
     with pytest.raises(DataError, match=r"dl19_bm25_top100.json: entry 0: hit 0 needs 'qid', 'docid' and 'content'"):
         _trec(tmp_path)
+
+
+# the paper's BM25 MRR on its Passage-5/7/9 (the rebuilt tasks must land within 3 points)
+PAPER_BM25 = {"passage-5": 0.5363, "passage-7": 0.4495, "passage-9": 0.3969}
+
+
+def test_msmarco_tasks_as_prepared_meet_the_paper_sizes_and_bm25(prepared):
+    """The acceptance of the rebuilt passage tasks on the real data: test sizes, and BM25 within 3 points of the
+    paper's; and no test query or passage text appears in a train sample."""
+    from components.io import read_samples
+
+    samples, _ = prepared
+    for task, minimum in (("passage-5", 490), ("passage-7", 430), ("passage-9", 220)):
+        test = read_samples(samples / task / "test.jsonl")
+        train = read_samples(samples / task / "train.jsonl")
+        assert len(test) >= minimum, task
+        mrr = measure_task(test, build_ranker("bm25").rank(test)).mrr
+        assert abs(mrr - PAPER_BM25[task]) < 0.03, (task, mrr)
+        test_texts = {s.query for s in test} | {c.text for s in test for c in s.candidates}
+        assert not any(s.query in test_texts or any(c.text in test_texts for c in s.candidates) for s in train), task
