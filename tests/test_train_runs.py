@@ -20,6 +20,7 @@ from components import training
 from components.cli import app
 from components.config import load_params
 from components.io import DataError
+from components.prompts import PromptConfig
 from components.training import LoraSettings, TrainingDiverged
 from components.training.runs import RunConflict, check_trained, compat_differences
 from tests.tiny_training import config, samples, scratch, tiny_train  # noqa: F401 - fixtures
