@@ -297,7 +297,7 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
 
 def register(name: str, model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,
              tags: dict[str, str] | None = None, scorers: dict | None = None, base_eval_dir: Path | None = None,
-             samples_dir: Path | None = None) -> str:
+             samples_dir: Path | None = None, plan: RegistrationPlan | None = None) -> str:
     """Log the model with its evaluation (and the base's) in the active run; create a version aliased `challenger`.
 
     Everything is checked first (`plan_registration`): a model is registered only with an evaluation of itself.
@@ -312,7 +312,8 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
 
     from components.audit import file_sha256
 
-    plan = plan_registration(model_spec, ranker, mode, eval_dir, prompt, scorers, base_eval_dir, samples_dir)
+    # a caller that already planned (the CLI, to name the model before its MLflow run) passes it: not recomputed twice
+    plan = plan or plan_registration(model_spec, ranker, mode, eval_dir, prompt, scorers, base_eval_dir, samples_dir)
     eval_dir = Path(eval_dir)
     # what promotion will read back is exactly what was recomputed here: the version carries its hashes
     sealed = {EVAL_SHA_TAG: file_sha256(eval_dir / "metrics.json")}

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.datasets.trec_dl import _ordered_hits
 from components.io import DataError, atomic_write, loads
 from components.requests import RequestError, RerankRequest, documents
 
@@ -133,18 +134,14 @@ def read_first_stage(run: Path, depth: int = 100, topics: Path | None = None, co
             raise DataError(f"{run}: expected a list of {{query, hits}} objects")
         for i, entry in enumerate(entries):
             where = f"{run}: entry {i}"
-            if not isinstance(entry, dict) or not isinstance(entry.get("query"), str) or not isinstance(entry.get("hits"), list):
+            if not isinstance(entry, dict) or not isinstance(entry.get("query"), str) or "hits" not in entry:
                 raise DataError(f"{where}: expected {{\"query\": str, \"hits\": [...]}}")
-            hits = entry["hits"]
-            if not all(isinstance(h, dict) and "qid" in h and "docid" in h and isinstance(h.get("content"), str) for h in hits):
-                raise DataError(f"{where}: every hit needs 'qid', 'docid' and 'content'")
-            if any("rank" in h for h in hits):
-                hits = sorted(hits, key=lambda h: h.get("rank", 0))
+            hits = _ordered_hits(entry, where)  # the trec-run task's reader of the same format
             qid = str(hits[0]["qid"]) if hits else f"entry{i}"
             if qid in qids:
                 raise DataError(f"{where}: query {qid} appears twice in the run")
             qids.add(qid)
-            req = _request(qid, entry["query"], [(str(h["docid"]), h["content"]) for h in hits], where, depth, dropped)
+            req = _request(qid, entry["query"], [(str(h["docid"]), str(h["content"])) for h in hits], where, depth, dropped)
             if req is not None:
                 requests.append(req)
     else:

@@ -226,7 +226,7 @@ def register(
         with stage_run("register", config={"model": model, "ranker": plan.ranker, "mode": plan.mode, "name": name,
                                            "prompts": prompt, "identity": plan.identity}):
             version = run_register(name, model, ranker, mode, eval_dir, prompt, scorers=scorer_flags(scorer),
-                                   base_eval_dir=base_eval, samples_dir=samples)
+                                   base_eval_dir=base_eval, samples_dir=samples, plan=plan)
     console.print(f"registered [bold]{name}[/] version {version} as @challenger ({uri}); next: r1ranker promote --name {name}")
 
 
