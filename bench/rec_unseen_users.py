@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components.config.params import load_params  # noqa: E402
+from components.params import load_params  # noqa: E402
 from components.datasets import load_task  # noqa: E402
 from components.evaluation import load_eval_samples  # noqa: E402
 from components.io import write_jsonl  # noqa: E402

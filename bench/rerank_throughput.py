@@ -39,7 +39,7 @@ from components.models import load_model  # noqa: E402
 from components.prompts import PromptConfig  # noqa: E402
 from components.prompts.scoring import build_score_inputs  # noqa: E402
 from components.schema import Candidate, RankingSample  # noqa: E402
-from components.scorers import PAD_STATS, SCORE_CHUNK, SCORERS, _left_pad, length_chunks, score_rows  # noqa: E402
+from components.scorers import PAD_STATS, SCORE_CHUNK, SCORERS, left_pad, length_chunks, score_rows  # noqa: E402
 
 SCORER = "query-likelihood"
 
@@ -93,7 +93,7 @@ def time_forward(model, tok, sample, cfg, chunk_size, device):
     _, rows = score_rows(inputs)
     batches = []
     for chunk in length_chunks([len(r) for r in rows], chunk_size):
-        ids, mask, _ = _left_pad([rows[i] for i in chunk], tok.pad_token_id, 0, model.device)
+        ids, mask, _ = left_pad([rows[i] for i in chunk], tok.pad_token_id, 0, model.device)
         batches.append((ids, mask))
     sync(device)
     t0 = time.perf_counter()

@@ -45,7 +45,7 @@ def run_missing(eval_dir: Path, limit: int, reasoning_limit: int, max_new_tokens
         if (out / "metrics.json").exists():
             continue
         name, _, mode = system.partition("-")
-        cmd = [sys.executable, "-m", "components.cli", "evaluate", "--ranker", name, "--out", str(out),
+        cmd = [sys.executable, "-m", "cli", "evaluate", "--ranker", name, "--out", str(out),
                "--limit", str(reasoning_limit if mode == "reasoning" else limit)]
         if mode:
             cmd += ["--mode", mode, "--max-new-tokens", str(max_new_tokens)]

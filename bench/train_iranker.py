@@ -35,10 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components.config import load_params  # noqa: E402
+from components.params import load_params  # noqa: E402
 from components.evaluation import evaluate_report, load_eval_samples  # noqa: E402
 from components.io import read_jsonl, write_json  # noqa: E402
-from components.pipeline import write_curves  # noqa: E402
+from components.views import write_curves  # noqa: E402
 from components.prompts import LABEL_POSITIONS  # noqa: E402
 from components.rankers import LLMRankerConfig, build_ranker  # noqa: E402
 from components.report import EvalReport  # noqa: E402

@@ -10,28 +10,19 @@ values or means differ. Registration calls it for the model's evaluation and the
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from components.io import DataError, loads
 from components.report import EvalReport, TaskReport
-from components.schema import Ranking, RankingSample
+from components.schema import Ranking
+from components.suite import samples_hash
 
 TOLERANCE = 1e-9  # the same code on the same inputs: anything beyond float noise is an edit
 
 
 class EvaluationNotReproduced(DataError):
     """`metrics.json` says something its `rankings.jsonl` and samples do not give; the message names the first difference."""
-
-
-def samples_hash(samples: Sequence[RankingSample]) -> str:
-    """The suite's content (labels, qrels, texts), not only its ids: relabelled samples give another hash."""
-    digest = hashlib.sha256()
-    for s in sorted(samples, key=lambda s: s.sample_id):
-        digest.update(json.dumps(s.to_dict(), sort_keys=True, ensure_ascii=False).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
 
 
 def read_rankings(path: Path) -> dict[str, dict[str, Ranking]]:

@@ -16,7 +16,6 @@ folder swapped in atomically (a crash never leaves partial files):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import time
 from collections import Counter, defaultdict
@@ -26,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from components.audit import samples_hash
 from components.io import DataError, atomic_dir, dumps_line, load_json, read_sample_folder
 from components.metrics import DEFAULT_METRICS, TREC_METRICS, judgements, paired_test, per_sample_metrics, summarise
 from components.report import Comparison, Cost, EvalReport, Metrics, Parse, SystemInfo, TaskComparison, TaskReport
 from components.schema import Ranking, RankingSample
+from components.suite import ids_hash, samples_hash
+from components.views import plot_mrr
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,6 @@ def prepare_dropped(samples_dir: Path) -> dict[str, dict[str, int]]:
             raise DataError(f"{path}: task {task!r}: 'dropped' must map reasons to counts")
         out[task] = dropped
     return out
-
-
-def ids_hash(samples: Sequence[RankingSample]) -> str:
-    """Identifies the evaluation suite: the same samples give the same hash, whatever their order."""
-    return hashlib.sha256("\n".join(sorted(s.sample_id for s in samples)).encode()).hexdigest()[:16]
 
 
 def _rates(rankings: Sequence[Ranking]) -> dict[str, float]:
@@ -186,36 +181,6 @@ def compare_reports(ours: EvalReport, theirs: EvalReport) -> Comparison:
         out[task] = TaskComparison(**paired_test(a, b), same_suite=mine.sample_ids_hash == other.sample_ids_hash,
                                    other_mrr=float(np.mean(b)), mrr=float(np.mean(a)), ndcg10=ndcg10)
     return Comparison(system=theirs.system.to_dict(), tasks=out)
-
-
-def plot_mrr(path: Path, reports: Sequence[EvalReport]) -> None:
-    """Grouped bars of MRR per task, one colour per system, 95% CI as error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = list(reports[0].tasks)
-    width = 0.8 / len(reports)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tasks) + 2), 4))
-    for k, rep in enumerate(reports):
-        means, errs = [], [[], []]
-        for t in tasks:
-            task = rep.tasks.get(t)
-            mean, (lo, hi) = (task.metrics.mrr.mean, task.metrics.mrr.ci95) if task and task.metrics else (0.0, (0.0, 0.0))
-            means.append(mean)
-            errs[0].append(max(mean - lo, 0))
-            errs[1].append(max(hi - mean, 0))
-        xs = np.arange(len(tasks)) + (k - (len(reports) - 1) / 2) * width
-        ax.bar(xs, means, width, yerr=errs, capsize=3, label=rep.system.get("label", f"system {k}"))
-    ax.set_xticks(np.arange(len(tasks)), tasks, rotation=30, ha="right")
-    ax.set_ylabel("MRR (95% CI)")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
-    ax.set_title("MRR per task")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def evaluate_report(ranker, samples_by_task: dict[str, list[RankingSample]], out_dir: Path, system: dict[str, Any],

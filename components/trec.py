@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.datasets.trec_dl import _ordered_hits
+from components.datasets.trec_dl import ordered_hits
 from components.io import DataError, atomic_write, loads
 from components.requests import RequestError, RerankRequest, documents
 
@@ -136,7 +136,7 @@ def read_first_stage(run: Path, depth: int = 100, topics: Path | None = None, co
             where = f"{run}: entry {i}"
             if not isinstance(entry, dict) or not isinstance(entry.get("query"), str) or "hits" not in entry:
                 raise DataError(f"{where}: expected {{\"query\": str, \"hits\": [...]}}")
-            hits = _ordered_hits(entry, where)  # the trec-run task's reader of the same format
+            hits = ordered_hits(entry, where)  # the trec-run task's reader of the same format
             qid = str(hits[0]["qid"]) if hits else f"entry{i}"
             if qid in qids:
                 raise DataError(f"{where}: query {qid} appears twice in the run")

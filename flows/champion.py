@@ -9,7 +9,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from components.config import Params
+from components.params import Params
 from components.pipeline import champion_check
 from flows.common import markdown_table, publish, resolve_config
 from flows.data import prepare

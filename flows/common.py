@@ -16,7 +16,7 @@ import yaml
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from components.config import Params, load_params
+from components.params import Params, load_params
 from components.logs import telemetry_off
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from components.config import Params
+from components.params import Params
 from components.pipeline import prepare_stage, prompts_stage, validate_stage
 from flows.common import markdown_table, publish, resolve_config, run_logger, retry_on
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from components.config import Params
+from components.params import Params
 from components.pipeline import evaluate_stage
 from flows.common import markdown_table, publish, resolve_config
 

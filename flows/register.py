@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from components.config import Params
+from components.params import Params
 from components.pipeline import promote_only, register_stage
 from components.tracking import TrackingError
 from flows.common import publish, resolve_config, retry_on

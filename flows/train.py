@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from components.config import Params
+from components.params import Params
 from components.pipeline import train_stage
 from components.pypi import DownloadError
 from flows.common import markdown_table, publish, resolve_config, retry_on, run_logger

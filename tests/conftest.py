@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config import load_params
+from components.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

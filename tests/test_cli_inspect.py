@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

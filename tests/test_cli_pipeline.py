@@ -6,7 +6,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -47,7 +47,7 @@ def test_bad_override_says_how_to_write_one():
 
 
 def test_demo_falls_back_to_rec_movie_when_only_movielens_was_restored(tmp_path, monkeypatch):
-    import components.cli.pipeline as cli_pipeline  # where `demo` looks up `run_pipeline`
+    import cli.pipeline as cli_pipeline  # where `demo` looks up `run_pipeline`
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["prepare"]["data_root"] = str(tmp_path / "data")

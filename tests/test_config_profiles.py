@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError, apply_overrides, deep_merge, load_params, parse_override
+from components.config import ConfigError, parse_override
+from components.params import apply_overrides, deep_merge, load_params
 from tests.conftest import ROOT
 
 
@@ -55,7 +56,7 @@ def test_wrong_types_are_all_reported_with_file_and_key_path(tmp_path):
     """A typed value that is wrong ("fast" as a learning rate) names file and key, never a raw TypeError."""
     from typer.testing import CliRunner
 
-    from components.cli import app
+    from cli import app
 
     text = (ROOT / "params.yaml").read_text()
     for key, bad in (("  learning_rate:", '  learning_rate: "fast"'), ("  history_len:", "  history_len: [20]"),
@@ -84,7 +85,7 @@ def test_wrong_types_are_all_reported_with_file_and_key_path(tmp_path):
 def test_config_checks_the_values_each_stage_checks(tmp_path):
     from typer.testing import CliRunner
 
-    from components.cli import app
+    from cli import app
 
     result = CliRunner().invoke(app, ["config", "--params", str(ROOT / "params.yaml"), "--set", "train.score_tau=0"])
     assert result.exit_code == 1 and "score_tau must be > 0" in result.output
@@ -133,7 +134,7 @@ def test_typed_sections_carry_the_files_values_over_one_set_of_defaults():
 
 
 def test_explain_lists_every_key_with_type_default_value_and_help():
-    from components.config import explain
+    from components.params import explain
 
     rows = {r["key"]: r for r in explain(load_params(ROOT / "params.yaml", "demo"))}
     lr = rows["train.learning_rate"]

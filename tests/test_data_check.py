@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli import app
 from components.data_check import DataModified, check_data, verify_data
 from components.io import load_json
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli import app
 from components.evaluation import evaluate_report, load_eval_samples
 from components.models import folder_fingerprint, model_fingerprint
 from components.rankers import LLMRankerConfig, build_ranker

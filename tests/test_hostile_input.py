@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from components.cli import app
-from components.config import ConfigError, PrepareConfig, TaskConfig, load_params
+from cli import app
+from components.config import ConfigError, PrepareConfig, TaskConfig
+from components.params import load_params
 from components.io import DataError, atomic_dir, atomic_write, load_json, read_jsonl, read_samples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,11 +170,11 @@ def test_a_truncated_checkpoint_is_a_one_line_data_error(tmp_path):
 
 
 def test_a_checkpoint_final_folder_is_not_a_numbered_checkpoint(tmp_path):
-    from components.training.checkpoints import _checkpoints
+    from components.training.checkpoints import list_checkpoints
 
     for name in ("checkpoint-10", "checkpoint-2", "checkpoint-final"):
         (tmp_path / name).mkdir()
-    assert [p.name for p in _checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-10"]
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-10"]
 
 
 # ---------------------------------------------------------------- task names are path components
@@ -217,7 +218,7 @@ def test_credentials_in_the_tracking_uri_never_reach_an_error_or_a_log(monkeypat
     import typer
     from mlflow.exceptions import MlflowException
 
-    from components.cli.core import user_errors
+    from cli.core import user_errors
     from components.logs import RedactingFilter, redact, setup_logging
     from components.tracking import TrackingError, with_retries
 

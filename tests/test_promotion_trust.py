@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from components.audit import EvaluationNotReproduced, verify_evaluation
-from components.cli import app
+from cli import app
 from components.evaluation import evaluate_report, load_eval_samples, measure_task
 from components.rankers import build_ranker
 from components.registry import PromotionConfig, decide

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli import app
 from components.evaluation import evaluate_report, load_eval_samples
 from components.rankers import LLMRankerConfig, build_ranker
 from tests.servers import BIN, MlflowServer, free_port, kill, stop, wait_http
@@ -32,7 +32,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def evals(prepared, tmp_path_factory):
     """Evaluations on one suite: the tiny random model (fast), the real SmolLM2 (score mode, much better), BM25."""
-    from components.config import load_params
+    from components.params import load_params
 
     samples, _ = prepared
     prompt = load_params(ROOT / "params.yaml").prompts  # what `register` reads

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli import app
 from components.requests import RequestError
 from components.trec import read_first_stage, read_run_lines
 from tests.servers import BIN, free_port, stop, wait_http

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

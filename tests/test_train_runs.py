@@ -17,8 +17,8 @@ import torch
 from typer.testing import CliRunner
 
 from components import training
-from components.cli import app
-from components.config import load_params
+from cli import app
+from components.params import load_params
 from components.io import DataError
 from components.prompts import PromptConfig
 from components.training import LoraSettings, TrainingDiverged

@@ -329,7 +329,7 @@ def test_validation_holds_out_whole_train_groups(prepared, tmp_path):
 
 
 def test_reward_curve_rolling_mean_is_trailing_and_skips_steps_without_the_metric():
-    from components.pipeline import rolling_mean
+    from components.views import rolling_mean
 
     nan = float("nan")
     assert rolling_mean([1.0, 3.0, nan, 5.0], 2) == [1.0, 2.0, 3.0, 5.0]
@@ -339,7 +339,7 @@ def test_reward_curve_rolling_mean_is_trailing_and_skips_steps_without_the_metri
 
 
 def test_held_out_check_is_logged_at_the_first_every_nth_and_last_step(prepared, tmp_path):
-    from components.pipeline import write_curves
+    from components.views import write_curves
 
     cfg = config(prepared, tmp_path, max_steps=3, max_train_samples=None,
                  validation=ValidationSettings(groups=2, every=2, max_rows=5))
@@ -413,7 +413,7 @@ def test_two_process_cpu_accelerate_run(prepared, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
-           str(ROOT / "configs/accelerate/cpu-2proc.yaml"), "-m", "components.cli", "train", "--params", str(ROOT / "params.yaml"),
+           str(ROOT / "configs/accelerate/cpu-2proc.yaml"), "-m", "cli", "train", "--params", str(ROOT / "params.yaml"),
            "--algo", "grpo", "--model", "random:tiny", "--samples", str(samples), "-t", "passage-5",
            "--max-train-samples", "2", "--max-steps", "2", "--batch-size", "2", "--num-generations", "2",
            "--output-dir", str(out), "--device", "cpu"]

@@ -12,8 +12,9 @@ import torch
 from typer.testing import CliRunner
 
 from components import training
-from components.cli import app
-from components.config import ConfigError, load_params, load_yaml, parse_override
+from cli import app
+from components.config import ConfigError, load_yaml, parse_override
+from components.params import load_params
 from components.io import DataError, load_json, read_jsonl, read_samples
 from components.prompts import PromptConfig
 from components.training import LoraSettings, TrainingConfigError, TrainingDiverged

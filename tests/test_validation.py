@@ -6,7 +6,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli import app
 from components.validation import ValidationFailed, validate
 
 

@@ -146,7 +146,7 @@ def test_over_capacity_fails_in_the_cli_before_the_model_loads(tmp_path, monkeyp
     monkeypatch.setattr(components.models, "load_model", no_load)
     from typer.testing import CliRunner
 
-    from components.cli import app
+    from cli import app
     from components.io import write_jsonl
 
     from tests.conftest import ROOT

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config import load_params
+from components.params import load_params
 from components.prompts import PromptConfig
 from components.training import LoraSettings, MonitorSettings, TrainConfig
 

@@ -1,34 +1,21 @@
-"""Typed configuration read from `params.yaml` (the one configuration file).
+"""The ground floor of the configuration: what every params.yaml section is built with. It imports no section.
 
 One dataclass per section (and sub-section), each field with its default and a
 one-line help (`setting`); the defaults are defined once, in the dataclasses,
-and params.yaml overrides them. `load_params` merges a profile and dotted
-overrides, then checks every section: unknown keys, wrong types and values out
-of range are collected across the whole file and reported in one
-`ConfigError`, each line naming its key path. `explain` lists every key with
-its type, default, current value and help (`r1ranker config --explain`).
+and params.yaml overrides them. Unknown keys, wrong types and values out of
+range are collected across the whole file and reported in one `ConfigError`,
+each line naming its key path. The file is assembled one floor up, in
+`components.params` (`load_params`, `Params`, `explain`).
 
-- `checks`: ConfigError, the type checks, `setting` and `check`.
+- `checks`: ConfigError, the type checks, the one unknown-key check, `setting` and `check`.
 - `sections`: prepare, validate, evaluate and register (prompts:
   `components.prompts.PromptConfig`; train: `components.training.TrainConfig`).
-- `params`: `load_params`, profiles, overrides, the `Params` record; `load_yaml` (a key twice is an error).
+- `yaml_text`: `load_yaml` (a key twice is an error) and `parse_override`.
 - `limits`: size, depth and alias-expansion bounds on YAML and on a flow's overrides.
-- `explain`: the key-by-key listing.
 """
 
 from components.config.checks import ConfigError, check, setting, type_problems
-from components.config.explain import explain
-from components.config.params import (
-    KNOWN_SECTIONS,
-    Params,
-    apply_overrides,
-    build_sections,
-    deep_merge,
-    load_params,
-    load_yaml,
-    parse_override,
-    section_problems,
-)
+from components.config.yaml_text import load_yaml, parse_override
 from components.config.sections import (
     EVALUATE_REFERENCES,
     EvaluateConfig,
@@ -39,7 +26,6 @@ from components.config.sections import (
 )
 
 __all__ = [
-    "EVALUATE_REFERENCES", "KNOWN_SECTIONS", "ConfigError", "EvaluateConfig", "Params", "PrepareConfig",
-    "RegisterConfig", "TaskConfig", "ValidateConfig", "apply_overrides", "build_sections", "check", "deep_merge",
-    "explain", "load_params", "load_yaml", "parse_override", "section_problems", "setting", "type_problems",
+    "EVALUATE_REFERENCES", "ConfigError", "EvaluateConfig", "PrepareConfig", "RegisterConfig", "TaskConfig",
+    "ValidateConfig", "check", "load_yaml", "parse_override", "setting", "type_problems",
 ]

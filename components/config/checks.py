@@ -19,7 +19,7 @@ class ConfigError(ValueError):
     """params.yaml (or an override) is invalid; the message says how to fix it."""
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
@@ -37,7 +37,7 @@ def _value_problems(tp: Any, value: Any, where: str) -> list[str]:
             return []
         if len(options) == 1:
             return found[0]
-        return [f"{where}: expected {' or '.join(map(_type_name, args))}, got {shown(value)}"]
+        return [f"{where}: expected {' or '.join(map(type_name, args))}, got {shown(value)}"]
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return []
@@ -62,7 +62,7 @@ def _value_problems(tp: Any, value: Any, where: str) -> list[str]:
     if tp in plain:
         ok = isinstance(value, plain[tp]) and (tp is bool or not isinstance(value, bool))
         if not ok:
-            return [f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {shown(value)}"]
+            return [f"{where}: expected {type_name(tp)}, got {type(value).__name__} {shown(value)}"]
         if tp is float and isinstance(value, float) and not math.isfinite(value):  # YAML's .nan and .inf are floats; no setting means them
             return [f"{where}: must be a finite number, got {value}"]
         return []
@@ -118,7 +118,7 @@ def type_problems(cls: type, raw: dict[str, Any], where: str, not_keys: tuple[st
     return problems
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
+def build_section(cls: type, raw: Any, where: str) -> Any:
     """Instantiate a config dataclass from a mapping, rejecting unknown keys."""
     if raw is None:
         raw = {}

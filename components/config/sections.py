@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.config.checks import ConfigError, _build, check, setting, task_name_problem
+from components.config.checks import ConfigError, build_section, check, setting, task_name_problem
+from components.schema import LISTWISE_CAPACITY
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class PrepareConfig:
                 problems.append(f"tasks: {problem}")
                 continue
             try:
-                tasks[name] = raw if isinstance(raw, TaskConfig) else _build(TaskConfig, raw, f"tasks.{name}")
+                tasks[name] = raw if isinstance(raw, TaskConfig) else build_section(TaskConfig, raw, f"tasks.{name}")
             except ConfigError as err:
                 problems += [p if p.startswith("tasks.") else f"tasks.{name}.{p}" for p in str(err).splitlines()]
         check("prepare", problems)
@@ -108,6 +109,19 @@ class ValidateConfig:
         check("validate", problems)
 
 
+def window_problem(window: int | None, stride: int | None) -> str | None:
+    """What is wrong with a (window, stride) setting; None when it is fine (window None/0: no window)."""
+    if not window:
+        return None
+    if not 2 <= window <= LISTWISE_CAPACITY:
+        return (f"window must be between 2 and {LISTWISE_CAPACITY} (the labels A..Z a listwise prompt has), "
+                f"or 0/None for no window; got {window}")
+    if stride is not None and not 1 <= stride < window:
+        return f"stride must be >= 1 and smaller than the window ({window}), got {stride}"
+    return None
+
+
+
 EVALUATE_REFERENCES = ("random", "identity", "bm25", "dense", "base")
 
 
@@ -127,8 +141,6 @@ class EvaluateConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        from components.rankers.window import window_problem
-
         problem = window_problem(self.window, self.stride)
         if problem:
             problems.append(problem)

@@ -144,7 +144,7 @@ def read_qrels(path) -> dict[str, dict[str, float]]:
     return out
 
 
-def _ordered_hits(entry, where: str) -> list[dict]:
+def ordered_hits(entry, where: str) -> list[dict]:
     hits = entry["hits"]
     if not isinstance(hits, list):
         raise DataError(f"{where}: 'hits' must be a list")
@@ -177,7 +177,7 @@ def load_trec_run(cfg: TaskConfig, ctx: LoadContext) -> PreparedTask:
         where = f"{run_path}: entry {i}"
         if not isinstance(entry, dict) or "query" not in entry or "hits" not in entry:
             raise DataError(f"{where}: lacks 'query' or 'hits'")
-        hits = _ordered_hits(entry, where)
+        hits = ordered_hits(entry, where)
         if not hits:
             dropped["query without hits"] += 1
             continue

@@ -49,7 +49,7 @@ from components.prompts.config import (
     ENGINES,
     LABEL_POSITIONS,
     PROMPT_VERSION,
-    RANKERS,
+    ROLES,
     PromptConfig,
     PromptTooLong,
     prompt_config,
@@ -89,7 +89,7 @@ from components.prompts.text import (
 )
 
 __all__ = [
-    "CUT_MARK", "DEFANG", "ENGINES", "FORMAT_TEXT", "LABEL_POSITIONS", "PROMPT_VERSION", "RANKERS", "SCENARIO_TEXT",
+    "CUT_MARK", "DEFANG", "ENGINES", "FORMAT_TEXT", "LABEL_POSITIONS", "PROMPT_VERSION", "ROLES", "SCENARIO_TEXT",
     "SCORER_TEXT", "SCORE_VERSION", "TAGS", "EliminationStep", "Prompt", "PromptConfig", "PromptTooLong",
     "ScenarioText", "ScoreInputs", "build_prompt", "build_score_inputs", "candidate_labels", "chat_head",
     "expand_elimination_steps", "make_labels", "mode_template_hash", "plain_text", "prompt_config", "reward_columns",

@@ -10,7 +10,7 @@ from components.config import ConfigError, check, setting
 # 3: the task and answer format come before the candidate list, so the list ends the prompt
 # 4: user text cannot forge prompt structure (`plain_text`)
 PROMPT_VERSION = "4"
-RANKERS = ("dranker", "iranker")
+ROLES = ("dranker", "iranker")  # the two prompt roles (and training names): one per LLM ranker
 LABEL_POSITIONS = ("before", "after")
 ENGINES = {"iranker": "iterative", "dranker": "direct"}  # prompt role -> ranker engine (components.rankers)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from components.prompts.config import (
     PROMPT_VERSION,
-    RANKERS,
+    ROLES,
     PromptConfig,
     PromptTooLong,
 )
@@ -17,8 +17,8 @@ from components.prompts.scoring import SCORE_VERSION, SCORER_TEXT
 from components.prompts.text import (
     FORMAT_TEXT,
     SCENARIO_TEXT,
-    _count,
-    _cut,
+    token_count,
+    cut_to_tokens,
     candidate_labels,
     plain_text,
     router_objective,
@@ -102,8 +102,8 @@ def build_prompt(
     remaining: Sequence[str] | None = None,
 ) -> Prompt:
     """The prompt for `sample`; IRanker shows only `remaining` candidate ids (all by default)."""
-    if ranker not in RANKERS:
-        raise ValueError(f"unknown ranker {ranker!r}; valid: {list(RANKERS)}")
+    if ranker not in ROLES:
+        raise ValueError(f"unknown ranker {ranker!r}; valid: {list(ROLES)}")
     labels = shown_labels(sample, remaining, cfg.stable_labels)
     all_labels = candidate_labels(sample, cfg.stable_labels)
     scen = SCENARIO_TEXT[sample.scenario]
@@ -140,14 +140,14 @@ def build_prompt(
     query = plain_text(tokenizer, sample.query)
     texts = [plain_text(tokenizer, c.text, one_line=True) for c in sample.candidates]
     full = render(query, texts)
-    n_tokens, cuts = _count(tokenizer, full), 0
+    n_tokens, cuts = token_count(tokenizer, full), 0
 
     if n_tokens > cfg.max_prompt_tokens and sample.scenario == "rec":
         lines = query.splitlines()
         while n_tokens > cfg.max_prompt_tokens and len(lines) > 1:
             lines, cuts = lines[1:], cuts + 1
             query = f"[{cuts} older items cut]\n" + "\n".join(lines)
-            n_tokens = _count(tokenizer, render(query, texts))
+            n_tokens = token_count(tokenizer, render(query, texts))
 
     if n_tokens > cfg.max_prompt_tokens:
         # water filling: the largest per-text cap c that fits, by binary search
@@ -158,9 +158,9 @@ def build_prompt(
         tails = [False] * len(texts) + ([sample.scenario == "router"] if cap_query else [])
 
         def capped(c: int) -> tuple[str, list[str], int]:
-            cut_pieces = [_cut(tokenizer, p, i, c, t) for p, i, t in zip(pieces, ids, tails)]
+            cut_pieces = [cut_to_tokens(tokenizer, p, i, c, t) for p, i, t in zip(pieces, ids, tails)]
             q = cut_pieces.pop() if cap_query else query
-            return q, cut_pieces, _count(tokenizer, render(q, cut_pieces))
+            return q, cut_pieces, token_count(tokenizer, render(q, cut_pieces))
 
         lo, hi = cfg.min_text_tokens, max(len(i) for i in ids)
         q_lo, texts_lo, n_lo = capped(lo)
@@ -182,7 +182,7 @@ def build_prompt(
 
     ends: dict[str, int] = {}
     text = render(query, texts, only=labels, ends=ends)
-    n_tokens = _count(tokenizer, text)
+    n_tokens = token_count(tokenizer, text)
     return Prompt(
         text=text,
         labels=labels,

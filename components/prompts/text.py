@@ -88,11 +88,11 @@ def make_labels(n: int) -> list[str]:
     return out
 
 
-def _count(tokenizer, text: str) -> int:
+def token_count(tokenizer, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _cut(tokenizer, text: str, ids: list[int], limit: int, keep_tail: bool = False) -> str:
+def cut_to_tokens(tokenizer, text: str, ids: list[int], limit: int, keep_tail: bool = False) -> str:
     if len(ids) <= limit:
         return text
     if keep_tail:

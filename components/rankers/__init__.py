@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from components.models import ModelSource
-from components.rankers.base import MODES, LLMRankerConfig, Ranker
+from components.prompts import ENGINES
+from components.rankers.base import LLM_RANKERS, MODES, LLMRankerConfig, Ranker
 from components.rankers.baselines import BM25Ranker, DenseRanker, IdentityRanker, RandomRanker
 from components.rankers.direct import DirectRanker
 from components.rankers.iterative import IterativeRanker
@@ -27,8 +28,6 @@ RANKERS = {
     "bm25": BM25Ranker,
     "dense": DenseRanker,
 }
-LLM_RANKERS = ("direct", "iterative")
-ALIASES = {"dranker": "direct", "iranker": "iterative"}
 
 
 class UnknownRankerError(ValueError):
@@ -39,9 +38,9 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
                  device: str | None = None, dtype: str | None = None, seed: int = 0,
                  loaded: tuple | None = None) -> Ranker:
     """A ranker by registry name; `loaded` = (model, tokenizer) reuses an already loaded model."""
-    key = ALIASES.get(name, name)
+    key = ENGINES.get(name, name)
     if key not in RANKERS:
-        raise UnknownRankerError(f"unknown ranker {name!r}; valid rankers: {sorted(RANKERS)} (aliases: {ALIASES})")
+        raise UnknownRankerError(f"unknown ranker {name!r}; valid rankers: {sorted(RANKERS)} (aliases: {ENGINES})")
     if key == "random":
         return RandomRanker(seed)
     if key == "dense":
@@ -91,7 +90,7 @@ def model_identity(spec: str, ranker: str, config: LLMRankerConfig, tokenizer) -
     return {
         "weights": model_fingerprint(spec),
         "template_hash": mode_template_hash(tokenizer, role_of(ranker), config.prompt, config.mode, scorers),
-        "ranker": ALIASES.get(ranker, ranker), "mode": config.mode, "scorers": scorers,
+        "ranker": ENGINES.get(ranker, ranker), "mode": config.mode, "scorers": scorers,
     }
 
 
@@ -128,6 +127,6 @@ def check_against_saved(saved: dict, spec: str, mode: str | None = None, scorers
             raise SavedConfigMismatch(f"{spec} was trained with scorers {trained}; {diff} contradicts them")
 
 
-__all__ = ["LLM_RANKERS", "MODES", "RANKERS", "CapacityError", "LLMRankerConfig", "Ranker", "SavedConfigMismatch",
+__all__ = ["ENGINES", "LLM_RANKERS", "MODES", "RANKERS", "CapacityError", "LLMRankerConfig", "Ranker", "SavedConfigMismatch",
            "SlidingWindowRanker", "UnknownRankerError", "build_ranker", "check_against_saved", "check_capacity",
            "model_identity", "needs_window", "saved_ranker_config", "window_cost"]

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from components.scorers.forward import common_prefix, full_attention
+
 log = logging.getLogger(__name__)
 
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
@@ -36,28 +38,6 @@ class PrefixCache:
         import copy
 
         return PrefixCache(list(self.ids), copy.deepcopy(self.kv))
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of two token id lists.
-
-    >>> common_prefix([1, 2, 3], [1, 2, 4, 5])
-    2
-    """
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _full_attention(kv) -> bool:
-    """Only full-attention layers keep every past state, so only they can be cut back to a prefix."""
-    from transformers.cache_utils import DynamicLayer
-
-    layers = getattr(kv, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
 @dataclass(frozen=True)
@@ -147,7 +127,7 @@ class TransformersBackend:
         ids = self.tok(prompt, add_special_tokens=False)["input_ids"]
         reused = 0
         kv = None
-        if cache is not None and _full_attention(cache.kv):
+        if cache is not None and full_attention(cache.kv):
             # at least one token must be computed: its logits are the answer
             reused = min(common_prefix(cache.ids, ids), len(ids) - 1)
             if reused > 0:

@@ -6,10 +6,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from components.config.sections import window_problem
 from components.prompts import PromptConfig, chat_head
 from components.schema import Ranking, RankingSample
 
 MODES = ("reasoning", "fast", "score")
+LLM_RANKERS = ("direct", "iterative")
 Progress = Callable[[int, int], None]  # (model calls done in this update, samples finished in this update)
 
 
@@ -52,8 +54,6 @@ class LLMRankerConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        from components.rankers.window import window_problem
-
         problem = window_problem(self.window, self.stride)
         if problem:
             raise ValueError(problem)

@@ -33,7 +33,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from components.rankers.base import Progress
+from components.config.sections import window_problem
+from components.prompts import ENGINES
+from components.rankers.base import LLM_RANKERS, LLMRankerConfig, Progress
 from components.schema import LISTWISE_CAPACITY, Ranking, RankingSample
 
 LISTWISE_MODES = ("fast", "reasoning")
@@ -42,18 +44,6 @@ DEFAULT_WINDOW, DEFAULT_STRIDE = 20, 10
 
 class CapacityError(ValueError):
     """A sample is longer than the ranker can rank at once and no sliding window is set (or the window is invalid)."""
-
-
-def window_problem(window: int | None, stride: int | None) -> str | None:
-    """What is wrong with a (window, stride) setting; None when it is fine (window None/0: no window)."""
-    if not window:
-        return None
-    if not 2 <= window <= LISTWISE_CAPACITY:
-        return (f"window must be between 2 and {LISTWISE_CAPACITY} (the labels A..Z a listwise prompt has), "
-                f"or 0/None for no window; got {window}")
-    if stride is not None and not 1 <= stride < window:
-        return f"stride must be >= 1 and smaller than the window ({window}), got {stride}"
-    return None
 
 
 def window_cost(n: int, window: int, stride: int) -> int:
@@ -183,13 +173,10 @@ def check_capacity(samples_by_task: Mapping[str, Sequence[RankingSample]], ranke
     and the non-LLM rankers have no limit beyond the sample contract's `MAX_CANDIDATES`. An invalid
     window/stride raises too (`stride` None: not checked here).
     """
-    from components.rankers import ALIASES, LLM_RANKERS
-    from components.rankers.base import LLMRankerConfig
-
     problem = window_problem(window, stride)
     if problem:
         raise CapacityError(problem)
-    key = ALIASES.get(ranker, ranker)
+    key = ENGINES.get(ranker, ranker)
     if key not in LLM_RANKERS or window:
         return
     mode = mode or LLMRankerConfig.mode

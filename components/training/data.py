@@ -21,15 +21,15 @@ from components.training.config import TrainConfig, TrainingConfigError
 
 def load_train_samples(cfg: TrainConfig) -> list[RankingSample]:
     """The train split only: `<samples>/<task>/train.jsonl`, capped per task, without the held-out groups."""
-    return _split_train(cfg)[0]
+    return split_train(cfg)[0]
 
 
 def load_validation_samples(cfg: TrainConfig) -> list[RankingSample]:
     """The held-out groups of the train split (`validation.groups` per task); empty when validation is off."""
-    return _split_train(cfg)[1]
+    return split_train(cfg)[1]
 
 
-def _split_train(cfg: TrainConfig) -> tuple[list[RankingSample], list[RankingSample]]:
+def split_train(cfg: TrainConfig) -> tuple[list[RankingSample], list[RankingSample]]:
     train, held = [], []
     paths = [Path(cfg.samples) / task / "train.jsonl" for task in cfg.tasks]
     for task, path in zip(cfg.tasks, paths):
@@ -80,7 +80,7 @@ def build_rows(samples: Sequence[RankingSample], cfg: TrainConfig, tokenizer) ->
     return rows
 
 
-def _exclusion_table(rows: Sequence[dict], cfg: TrainConfig) -> list[list[float]]:
+def exclusion_table(rows: Sequence[dict], cfg: TrainConfig) -> list[list[float]]:
     """r(a) for every remaining label a of every row: the configured, weighted rewards of `<answer>a</answer>`."""
     fns, weights = build_rewards(cfg.reward_spec)
     table = []
@@ -95,7 +95,7 @@ def _exclusion_table(rows: Sequence[dict], cfg: TrainConfig) -> list[list[float]
     return table
 
 
-def _validation_rows(held: Sequence[RankingSample], cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
+def validation_rows(held: Sequence[RankingSample], cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
     """Prompts of the held-out groups, built as the training rows are; at most `validation.max_rows` per task."""
     rows = build_rows(held, cfg, tokenizer)
     by_task: dict[str, list[dict[str, Any]]] = {}

@@ -21,9 +21,9 @@ from typing import Any
 from components.io import write_json
 from components.scorers import ScoreHead, get_scorer, scorer_name
 from components.tracking import log_training_metrics
-from components.training.checkpoints import _save_checkpoint, restore_checkpoint
+from components.training.checkpoints import save_checkpoint, restore_checkpoint
 from components.training.config import TrainConfig, TrainingConfigError, autocast_dtype, check_fits_context
-from components.training.data import _exclusion_table, _split_train, _validation_rows, build_rows
+from components.training.data import exclusion_table, split_train, validation_rows, build_rows
 from components.training.monitors import HealthMonitor, diverged, first_non_finite
 from components.training.policy import load_policy, objective_loss, save_final
 from components.training.runs import finish_run, start_run
@@ -60,7 +60,7 @@ class ExpectedRewardTrainer:
 
         cfg = self.cfg
         check_fits_context(cfg)
-        samples, held = _split_train(cfg)  # one read of the train split for both sides
+        samples, held = split_train(cfg)  # one read of the train split for both sides
         self.run = start_run(cfg, self.resume, self.overwrite)  # before the model loads: a wrong folder fails fast
         self.by_id = {s.sample_id: s for s in [*samples, *held]}
         torch.manual_seed(cfg.seed)
@@ -83,13 +83,13 @@ class ExpectedRewardTrainer:
         self.rows = build_rows(samples, cfg, self.tok)
         if not self.rows:
             raise TrainingConfigError("no training prompts: the train split is empty")
-        self.rewards = _exclusion_table(self.rows, cfg)
+        self.rewards = exclusion_table(self.rows, cfg)
         self.items = self._items(self.rows)
         self.item_weights = self._item_weights(self.items)
         self.backend = TransformersBackend(self.model, self.tok)
         self.label_tokens = self._tokens_of(self.rows)
-        self.val_rows = _validation_rows(held, cfg, self.tok)
-        self.val_rewards = _exclusion_table(self.val_rows, cfg)
+        self.val_rows = validation_rows(held, cfg, self.tok)
+        self.val_rewards = exclusion_table(self.val_rows, cfg)
         self.val_tokens = self._tokens_of(self.val_rows)
 
     def _items(self, rows) -> list[list[int]]:
@@ -140,7 +140,7 @@ class ExpectedRewardTrainer:
         """A zero-initialised score head to train when a training or held-out sample is scored by the pointer."""
         if not self.score_mode:
             return None
-        if any(get_scorer(scorer_name(s, self.cfg.scorers)).name == "pointer" for s in self.by_id.values()):
+        if any(get_scorer(scorer_name(s, self.cfg.scorers)).has_head for s in self.by_id.values()):
             return ScoreHead(self.model.config.hidden_size, next(self.model.parameters()).device)
         return None
 
@@ -202,7 +202,7 @@ class ExpectedRewardTrainer:
         with self._autocast(), \
                 (model.disable_adapter() if not adapter_on and self.lora else contextlib.nullcontext()):
             net = model if adapter_on or self.lora else self.ref_model
-            pointer = [b for b, sc in enumerate(scorers) if sc.name == "pointer"]
+            pointer = [b for b, sc in enumerate(scorers) if sc.has_head]
             if pointer:
                 pointer_head = use_head or ScoreHead(model.config.hidden_size, self.device)  # the base: every score 0
                 scores, n = scorers[pointer[0]].batch_scores(net, pointer_head, self.tok, [pools[b] for b in pointer],
@@ -366,7 +366,7 @@ class ExpectedRewardTrainer:
             if self.progress:
                 self.progress(step, cfg.max_steps, metrics)
             if step % cfg.save_steps == 0 or step == cfg.max_steps or stop:
-                _save_checkpoint(self.model, self.optimizer, step, self.out, self.head, self.run.record.run_id)
+                save_checkpoint(self.model, self.optimizer, step, self.out, self.head, self.run.record.run_id)
             if stop:
                 break
         return self._finish()

@@ -35,7 +35,7 @@ from typing import Any
 
 from components.io import DataError, load_json, write_json
 from components.models import RANKER_CONFIG
-from components.training.checkpoints import _checkpoints, read_checkpoint
+from components.training.checkpoints import list_checkpoints, read_checkpoint
 from components.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -126,13 +126,13 @@ def previous_run(out: Path) -> list[str]:
     """What an earlier run left in `out` (run.json, checkpoint-*, final/, summary.json); empty when nothing."""
     out = Path(out)
     found = [name for name in RUN_MARKERS if (out / name).exists()]
-    return found + [p.name for p in _checkpoints(out)]
+    return found + [p.name for p in list_checkpoints(out)]
 
 
 def clear_run(out: Path) -> None:
     """Delete an earlier run's checkpoints, final/, summary.json, run.json, health series and curves."""
     out = Path(out)
-    for path in [*_checkpoints(out), *(out / name for name in (*RUN_MARKERS, *RUN_SERIES))]:
+    for path in [*list_checkpoints(out), *(out / name for name in (*RUN_MARKERS, *RUN_SERIES))]:
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
@@ -157,7 +157,7 @@ def check_resume(cfg: TrainConfig, mmap: bool = False) -> RunStart:
     latest checkpoint's run id against run.json's. `mmap`: the checkpoint's tensors are mapped, not read (a check
     before the trainer reads it for real)."""
     out = Path(cfg.output_dir)
-    ckpts = _checkpoints(out)
+    ckpts = list_checkpoints(out)
     record = RunRecord.read(out)
     if record is not None:
         diffs = compat_differences(record.compat, compat_of(cfg))
@@ -214,7 +214,7 @@ def start_run(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -
     if overwrite:
         clear_run(out)
     else:
-        for ckpt in _checkpoints(out):
+        for ckpt in list_checkpoints(out):
             shutil.rmtree(ckpt)
         (out / "health.jsonl").unlink(missing_ok=True)
     record = RunRecord(run_id=uuid.uuid4().hex, started=_now(), finished=False, compat=compat_of(cfg))

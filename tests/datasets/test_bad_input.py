@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli import app
 from components.config import PrepareConfig, TaskConfig
 from components.datasets import UnknownTaskError
 from components.io import DataError

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ConfigError, TaskConfig, load_params
+from components.config import ConfigError, TaskConfig
+from components.params import load_params
 from components.datasets import load_task
 from components.datasets.common import LoadContext
 from components.datasets.recommendation import UserSequence, build_rec_task

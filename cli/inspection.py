@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from components.cli.core import ParamsOpt, app, command, split_csv
+from cli.core import ParamsOpt, app, command, split_csv
 
 RankerOpt = Annotated[str, typer.Option("--ranker", help="dranker (rank all) or iranker (eliminate the least likely).")]
 SampleOpt = Annotated[Path, typer.Option("--sample", help="Contract JSONL file; its first sample is used.")]
@@ -28,10 +28,10 @@ def _first_sample(path: Path):
 
 
 def _check_ranker(ranker: str) -> None:
-    from components.prompts import RANKERS
+    from components.prompts import ROLES
 
-    if ranker not in RANKERS:
-        raise ValueError(f"unknown ranker {ranker!r}; valid: {list(RANKERS)}")
+    if ranker not in ROLES:
+        raise ValueError(f"unknown ranker {ranker!r}; valid: {list(ROLES)}")
 
 
 @app.command()

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from components.cli.core import ParamsOpt, VerboseOpt, app, command, split_csv
-from components.cli.views import console, print_datacard
+from cli.core import ParamsOpt, VerboseOpt, app, command, split_csv
+from cli.views import console, print_datacard
 
 
 @app.command()

@@ -8,7 +8,7 @@ is the order `r1ranker --help` lists them in.
 """
 
 # isort: skip_file
-from components.cli.core import app
-from components.cli import data, inspection, models, serve, pipeline  # noqa: F401  (registers the commands, in this order)
+from cli.core import app
+from cli import data, inspection, models, serve, pipeline  # noqa: F401  (registers the commands, in this order)
 
 __all__ = ["app"]

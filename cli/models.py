@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from components.cli.core import ParamsOpt, ProfileOpt, SetOpt, VerboseOpt, app, command, scorer_flags, split_csv
-from components.cli.views import console, err_console, print_report, print_train_step
+from cli.core import ParamsOpt, ProfileOpt, SetOpt, VerboseOpt, app, command, scorer_flags, split_csv
+from cli.views import console, err_console, print_report, print_train_step
 
 
 @app.command()
@@ -58,14 +58,14 @@ def evaluate(
     """
     from components.evaluation import evaluate_report as run, load_eval_samples, prepare_dropped
     from components.rankers import (
-        LLM_RANKERS, ALIASES, LLMRankerConfig, build_ranker, check_against_saved, check_capacity, saved_ranker_config,
+        LLM_RANKERS, ENGINES, LLMRankerConfig, build_ranker, check_against_saved, check_capacity, saved_ranker_config,
     )
 
     one_system = any(v is not None for v in (ranker, model, mode, scorer, samples, compare)) or split != "test" or repair
     flags = {"evaluate.tasks": split_csv(tasks), "evaluate.limit": limit, "evaluate.batch_size": batch_size,
              "evaluate.out": None if out is None else str(out), "evaluate.window": window, "evaluate.stride": stride}
     if not one_system:
-        from components.cli.pipeline import run_stage
+        from cli.pipeline import run_stage
 
         unused = {"--device": device is not None, "--dtype": dtype is not None, "--seed": seed != 0,
                   "--max-new-tokens": max_new_tokens != 256, "--temperature": temperature != 0.0}
@@ -98,7 +98,7 @@ def evaluate(
                                      prompt=conf.prompts, scorers=scorers, window=window, stride=stride)
         by_task = load_eval_samples(samples or Path(cfg.prepare.out), split_csv(tasks), split, limit)
         check_capacity(by_task, ranker, mode, ranker_cfg.scorers, window, stride)  # before the model loads
-        llm = ALIASES.get(ranker, ranker) in LLM_RANKERS
+        llm = ENGINES.get(ranker, ranker) in LLM_RANKERS
         label = f"{ranker}-{mode}" if llm else ranker
         out = out or Path("artifacts/eval") / label
         with console.status(f"loading {label}"):
@@ -202,7 +202,7 @@ def register(
     error naming the saved value.
     """
     if all(v is None for v in (model, eval_dir, base_eval, ranker, mode, scorer, samples)):
-        from components.cli.pipeline import run_stage
+        from cli.pipeline import run_stage
 
         run_stage("register", params, profile, overrides, verbose, {"register.name": name})
         return

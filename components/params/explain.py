@@ -6,7 +6,8 @@ import dataclasses
 import typing
 from typing import Any
 
-from components.config.checks import _type_name
+from components.config.checks import type_name
+from components.params.load import SECTIONS, Params
 
 
 def _rows(obj: Any, where: str) -> list[dict[str, Any]]:
@@ -27,7 +28,7 @@ def _rows(obj: Any, where: str) -> list[dict[str, Any]]:
             continue
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        rows.append({"key": key, "type": _type_name(hints[f.name]), "required": f.default is dataclasses.MISSING
+        rows.append({"key": key, "type": type_name(hints[f.name]), "required": f.default is dataclasses.MISSING
                      and f.default_factory is dataclasses.MISSING, "default": _plain(default),
                      "value": _plain(value), "help": f.metadata.get("help", "")})
     return rows
@@ -41,10 +42,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def explain(params) -> list[dict[str, Any]]:
+def explain(params: Params) -> list[dict[str, Any]]:
     """One row per key of every section: key path, type, default, the value this run uses, help."""
     rows = []
-    for section in ("prepare", "validate", "prompts", "train", "evaluate", "register"):
+    for section in SECTIONS:
         # train's prompt and rewards come from the prompts and rewards sections: listed there, not twice
         rows += [r for r in _rows(getattr(params, section), section)
                  if not r["key"].startswith(("train.prompt.", "train.rewards"))]

@@ -8,47 +8,35 @@ from typing import Any
 
 import yaml
 
-from components.config.checks import ConfigError, _build, task_name_problem, type_problems
-from components.config.limits import (
-    MAX_OVERRIDE_CHARS,
-    MAX_YAML_CHARS,
-    BoundedComposer,
-    LimitError,
-    check_length,
-    value_problem,
-)
-from components.config.sections import (
-    EvaluateConfig,
-    PrepareConfig,
-    RegisterConfig,
-    ValidateConfig,
-)
+from components.config.checks import ConfigError, build_section, task_name_problem, type_problems
+from components.config.limits import MAX_YAML_CHARS, LimitError, value_problem
+from components.config.sections import EvaluateConfig, PrepareConfig, RegisterConfig, ValidateConfig
+from components.config.yaml_text import DuplicateKeyError, load_yaml
+from components.datasets import SOURCES
 from components.logs import shown
+from components.prompts import PromptConfig
+from components.training import TrainConfig, build_train_config
 
-
-def _typed_sections() -> dict[str, tuple[type, tuple[str, ...]]]:
-    """Each params.yaml section's dataclass, and the keys it has that the file does not set."""
-    from components.prompts import PromptConfig
-    from components.training import TrainConfig
-
-    return {
-        "prepare": (PrepareConfig, ()), "validate": (ValidateConfig, ()), "prompts": (PromptConfig, ()),
-        "evaluate": (EvaluateConfig, ()), "register": (RegisterConfig, ()),
-        "train": (TrainConfig, ("prompt", "rewards")),  # those two come from the prompts and rewards sections
-    }
+# The one registry of params.yaml's typed sections, in the file's order; everything else is derived from it.
+SECTIONS: dict[str, type] = {
+    "prepare": PrepareConfig, "validate": ValidateConfig, "prompts": PromptConfig,
+    "evaluate": EvaluateConfig, "train": TrainConfig, "register": RegisterConfig,
+}
+NOT_IN_FILE = {"train": ("prompt", "rewards")}  # train's prompt and rewards come from the prompts and rewards sections
+KNOWN_SECTIONS = (*SECTIONS, "rewards", "profiles")  # rewards: per ranker, reward name -> {weight, options}
 
 
 def section_problems(raw: dict[str, Any]) -> list[str]:
     """Type problems of every section that has a dataclass, all at once (key path in each line)."""
     problems = []
-    for name, (cls, not_keys) in _typed_sections().items():
+    for name, cls in SECTIONS.items():
         section = raw.get(name)
         if section is None:
             continue
         if not isinstance(section, dict):
             problems.append(f"{name}: expected a mapping of keys, got {type(section).__name__}")
             continue
-        problems += type_problems(cls, section, name, not_keys)
+        problems += type_problems(cls, section, name, NOT_IN_FILE.get(name, ()))
     if raw.get("rewards") is not None and not isinstance(raw["rewards"], dict):  # its names: rewards.build_rewards
         problems.append(f"rewards: expected a mapping of keys, got {type(raw['rewards']).__name__}")
     train = raw.get("train")
@@ -64,19 +52,20 @@ def build_sections(raw: dict[str, Any], explicit_train: dict[str, Any] | None = 
     `explicit_train`: train keys set on the command line rather than in the file (the GRPO rule for
     `objective` and `mode`: the file's configure the expected-reward trainer, an explicit one must fit).
     """
-    from components.prompts import PromptConfig
-    from components.training import build_train_config
-
     problems = section_problems(raw)
     bad = {p.split(".")[0].split(":")[0] for p in problems}
     built: dict[str, Any] = {}
-    for name, (cls, _) in _typed_sections().items():
+    for name, cls in SECTIONS.items():
         if name in bad or name == "train":  # train is built below, over the prompts and rewards sections
             continue
         try:
-            built[name] = _build(cls, raw.get(name), name)
+            built[name] = build_section(cls, raw.get(name), name)
         except ConfigError as err:
             problems += [_under(name, line) for line in str(err).splitlines()]
+    prepare = built.get("prepare")
+    if prepare is not None:  # registry names are checked at load, not when the stage that uses them runs
+        problems += [f"prepare.tasks.{name}.source: unknown source {shown(task.source)}; valid sources: {sorted(SOURCES)}"
+                     for name, task in prepare.tasks.items() if task.source not in SOURCES]
     if not {"train", "rewards"} & bad:  # with the default prompt when the prompts section has its own problems
         try:
             built["train"] = build_train_config(raw.get("train"), built.get("prompts", PromptConfig()), raw.get("rewards"),
@@ -100,10 +89,10 @@ class Params:
     path: Path | None = None
     profile: str | None = None
     resolved: dict[str, Any] = field(default_factory=dict)  # the merged mapping, as logged and materialised
-    prompts: Any = None  # components.prompts.PromptConfig
+    prompts: PromptConfig = field(default_factory=PromptConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
-    train: Any = None  # components.training.TrainConfig
+    train: TrainConfig | None = None
     rewards: dict[str, Any] = field(default_factory=dict)  # per ranker: reward name -> {weight, options}
 
     def section(self, name: str) -> dict[str, Any]:
@@ -112,8 +101,6 @@ class Params:
 
 
 MAX_PROBLEMS = 50  # lines in one error; the count says how many there were
-
-KNOWN_SECTIONS = ("prepare", "validate", "prompts", "rewards", "evaluate", "train", "register", "profiles")
 
 
 def deep_merge(base: Any, overlay: Any) -> Any:
@@ -143,59 +130,6 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> di
             nested = {key: nested}
         out = deep_merge(out, nested)
     return out
-
-
-class DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A YAML mapping names the same key twice (`yaml.safe_load` would silently keep the last value)."""
-
-    def __init__(self, key: Any, line: int, first_line: int):
-        super().__init__(problem=f"duplicate key {shown(key)} (first on line {first_line})")
-        self.key, self.line, self.first_line = key, line, first_line
-
-    def __str__(self) -> str:
-        return f"line {self.line}: duplicate key {shown(self.key)} (first on line {self.first_line})"
-
-
-class UniqueKeyLoader(BoundedComposer, yaml.SafeLoader):
-    """`yaml.SafeLoader` whose mappings refuse a key given twice (a `<<` merge may still be overridden), and which
-    refuses a document nested too deep or expanding (aliases) too far (`limits.BoundedComposer`)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        first: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                seen = first.get(key)
-            except TypeError:  # an unhashable key: the base constructor reports it
-                continue
-            if seen is not None:
-                raise DuplicateKeyError(key, key_node.start_mark.line + 1, seen)
-            first[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml(text: str, limit: int = MAX_YAML_CHARS, what: str = "the YAML text") -> Any:
-    """YAML as `yaml.safe_load` reads it, except that a mapping with the same key twice raises `DuplicateKeyError`,
-    and a text over `limit` characters, nested too deep or expanding too far raises `LimitError`."""
-    check_length(text, limit, what)
-    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """`key.path=value` from the command line; the value is read as YAML (numbers, lists, null)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {shown(text)}: expected key.path=value, e.g. train.max_steps=2")
-    try:
-        return key.strip(), load_yaml(value, MAX_OVERRIDE_CHARS, "the value")
-    except LimitError as err:
-        raise ConfigError(f"override {shown(key.strip())}: {err.problem}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"override {shown(text)}: invalid YAML value: {err}") from err
-    except ValueError as err:  # a scalar Python cannot hold, e.g. an integer of 5000 digits
-        raise ConfigError(f"override {shown(key.strip())}: invalid value: {str(err)[:120]}") from err
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None,

@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from components.cli.core import ParamsOpt, ProfileOpt, SetOpt, VerboseOpt, app, command
-from components.cli.views import console, err_console, print_config_keys, print_demo_plan, print_pipeline
+from cli.core import ParamsOpt, ProfileOpt, SetOpt, VerboseOpt, app, command
+from cli.views import console, err_console, print_config_keys, print_demo_plan, print_pipeline
 
 
 @app.command("config")
@@ -30,7 +30,7 @@ def show_config(
     """
     import yaml
 
-    from components.config import explain as explain_rows
+    from components.params import explain as explain_rows
     from components.config import load_yaml
     from components.io import write_text
 
@@ -64,14 +64,12 @@ def stage(
 def run_stage(name: str, params: Path, profile: str | None, overrides: list[str] | None, verbose: bool,
               flags: dict | None = None) -> None:
     """One stage function of `components.pipeline` over params.yaml, a profile, `--set` and a command's flags."""
-    from components import pipeline
+    from components.pipeline import STAGES
 
-    runners = {"prepare": pipeline.prepare_stage, "validate": pipeline.validate_stage, "prompts": pipeline.prompts_stage,
-               "train": pipeline.train_stage, "evaluate": pipeline.evaluate_stage, "register": pipeline.register_stage}
     with command(params, profile=profile, sets=overrides, verbose=verbose, flags=flags) as conf:
-        if name not in runners:
-            raise ValueError(f"unknown stage {name!r}; stages: {list(runners)}")
-        summary = runners[name](conf.params)
+        if name not in STAGES:
+            raise ValueError(f"unknown stage {name!r}; stages: {list(STAGES)}")
+        summary = STAGES[name](conf.params)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
@@ -83,7 +81,8 @@ def check_champion(
     verbose: VerboseOpt = False,
 ) -> None:
     """Re-evaluate models:/<name>@champion on its frozen suite; exit 1 if it regressed significantly."""
-    from components.pipeline import ChampionRegressed, champion_check
+    from components.pipeline import champion_check
+    from components.promotion import ChampionRegressed
 
     with command(params, profile=profile, verbose=verbose) as conf:
         try:
