@@ -58,7 +58,7 @@ def evaluate(
     """
     from components.evaluation import evaluate_report as run, load_eval_samples, prepare_dropped
     from components.rankers import (
-        LLM_RANKERS, ENGINES, LLMRankerConfig, build_ranker, check_against_saved, check_capacity, saved_ranker_config,
+        ENGINES, LLM_RANKERS, LLMRankerConfig, RankerSpec, build_ranker, check_capacity,
     )
 
     one_system = any(v is not None for v in (ranker, model, mode, scorer, samples, compare)) or split != "test" or repair
@@ -85,12 +85,12 @@ def evaluate(
             from components.training.runs import check_trained
 
             check_trained(Path(model))
-        saved = saved_ranker_config(model)
+        saved = RankerSpec.load(model)
         if saved is not None:  # a flag that contradicts the trained model names the saved value
-            check_against_saved(saved, model, mode, scorers)
-        mode = mode or (saved or {}).get("mode") or "score"
-        if saved is not None and saved.get("mode") == "score":
-            scorers = saved.get("scorers") or {}
+            saved.reconcile(model, mode, scorers)
+        mode = mode or (saved.mode if saved is not None else "score")
+        if saved is not None and saved.mode == "score":
+            scorers = saved.scorers
         window = cfg.evaluate.window if window is None else window
         stride = cfg.evaluate.stride if stride is None else stride
         ranker_cfg = LLMRankerConfig(mode=mode, max_new_tokens=max_new_tokens, temperature=temperature,

@@ -164,25 +164,24 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
     """
     from components.models import load_tokenizer
     from components.prompts import ENGINES, prompt_config, role_of
-    from components.rankers import LLMRankerConfig, check_against_saved, model_identity, saved_ranker_config
+    from components.rankers import LLM_RANKERS, LLMRankerConfig, RankerSpec, model_identity
 
     report = _load_report(Path(eval_dir), f"model {model_spec}", samples_dir)
     check_complete(report, None, f"model {model_spec}")
     recorded = report.identity or {}
-    saved = saved_ranker_config(model_spec)
-    if saved is not None:
-        check_against_saved(saved, model_spec, mode, scorers, ranker)
-        ranker, mode, scorers = saved["ranker"], saved["mode"], saved.get("scorers")
-        prompt = saved.get("prompt") or prompt  # served with the prompt it was trained and evaluated with
+    saved = RankerSpec.load(model_spec)
+    if saved is not None:  # served with the ranker, mode, scorers and prompt it was trained and evaluated with
+        saved.reconcile(model_spec, mode, scorers, ranker)
+        ranker, mode, scorers = saved.ranker, saved.mode, saved.scorers
+        prompt = saved.prompt or prompt_config(prompt)
     else:  # as the evaluation ranked it, when that was an LLM ranker (else the identity check names the difference)
-        from components.rankers import LLM_RANKERS
-
         evaluated = recorded if recorded.get("ranker") in LLM_RANKERS else {}
         ranker = ranker or evaluated.get("ranker") or "iterative"
         mode = mode or evaluated.get("mode") or "score"
         scorers = scorers or evaluated.get("scorers")
+        prompt = prompt_config(prompt)
     engine = ENGINES[role_of(ranker)]  # only LLM rankers are registered: a ValueError names the valid ones
-    config = LLMRankerConfig(mode=mode, prompt=prompt_config(prompt), scorers=scorers or {})
+    config = LLMRankerConfig(mode=mode, prompt=prompt, scorers=scorers or {})
     identity = model_identity(model_spec, engine, config, load_tokenizer(model_spec))
     check_evaluation_of(report, identity, model_spec, Path(eval_dir))
     base_report = _load_report(base_eval_dir, "the untrained base", samples_dir)

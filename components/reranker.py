@@ -28,7 +28,7 @@ class Reranker:
     def load(cls, spec: str = "models:/iranker@champion", ranker: str = "iterative", mode: str = "score",
              scorers: dict[str, str] | None = None, device: str | None = None, dtype: str = "auto") -> Reranker:
         """A reranker from a registered model URI, a model spec or folder, or a baseline name (see the module doc)."""
-        from components.rankers import LLMRankerConfig, build_ranker, check_against_saved, saved_ranker_config
+        from components.rankers import LLMRankerConfig, RankerSpec, build_ranker
 
         if spec.startswith(("models:/", "runs:/")):
             import mlflow
@@ -39,10 +39,10 @@ class Reranker:
             return cls(mlflow.pyfunc.load_model(spec).unwrap_python_model().ranker, spec)
         if spec in BASELINES:
             return cls(build_ranker(spec), spec)
-        saved = saved_ranker_config(spec)
+        saved = RankerSpec.load(spec)
         if saved is not None:  # a trained folder ranks as it was trained and evaluated
-            check_against_saved(saved, spec, None, scorers)
-            ranker, mode, scorers = saved["ranker"], saved["mode"], saved.get("scorers")
+            saved.reconcile(spec, scorers=scorers)
+            ranker, mode, scorers = saved.ranker, saved.mode, saved.scorers
         config = LLMRankerConfig(mode=mode, scorers=scorers or {})
         return cls(build_ranker(ranker, model=spec, config=config, device=device, dtype=dtype), spec)
 

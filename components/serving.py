@@ -190,12 +190,12 @@ def rank_samples(model_uri: str, samples: list[RankingSample], mode: str | None 
     """
     import pandas as pd
 
-    from components.rankers import check_against_saved
+    from components.rankers import RankerSpec
     from components.tracking import configure
 
     configure()
     pyfunc = mlflow.pyfunc.load_model(model_uri)
-    check_against_saved(pyfunc.unwrap_python_model().cfg, model_uri, mode, scorers)
+    RankerSpec.from_dict(pyfunc.unwrap_python_model().cfg, model_uri).reconcile(model_uri, mode, scorers)
     frame = pd.DataFrame([{"query": s.query, "candidates": [c.text for c in s.candidates], "scenario": s.scenario}
                           for s in samples])
     result = pyfunc.predict(frame)

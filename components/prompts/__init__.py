@@ -72,6 +72,8 @@ from components.prompts.scoring import (
 from components.prompts.steps import (
     EliminationStep,
     expand_elimination_steps,
+    REWARD_COLUMNS,
+    RewardColumns,
     reward_columns,
 )
 from components.prompts.text import (
@@ -92,6 +94,6 @@ __all__ = [
     "CUT_MARK", "DEFANG", "ENGINES", "FORMAT_TEXT", "LABEL_POSITIONS", "PROMPT_VERSION", "ROLES", "SCENARIO_TEXT",
     "SCORER_TEXT", "SCORE_VERSION", "TAGS", "EliminationStep", "Prompt", "PromptConfig", "PromptTooLong",
     "ScenarioText", "ScoreInputs", "build_prompt", "build_score_inputs", "candidate_labels", "chat_head",
-    "expand_elimination_steps", "make_labels", "mode_template_hash", "plain_text", "prompt_config", "reward_columns",
+    "expand_elimination_steps", "make_labels", "mode_template_hash", "plain_text", "prompt_config", "reward_columns", "REWARD_COLUMNS", "RewardColumns",
     "role_of", "router_objective", "shown_labels", "template_hash", "user_ids",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from components.schema import RankingSample
 
@@ -30,14 +30,33 @@ def expand_elimination_steps(sample: RankingSample, seed: int) -> list[Eliminati
     return steps
 
 
+@dataclass(frozen=True)
+class RewardColumns:
+    """The dataset columns every reward reads, one record: flat lists, so Arrow stores them without padding dicts.
+
+    A reward that needs another column adds a field here; `REWARD_COLUMNS` and the trainer's exact reward table
+    follow from the fields.
+    """
+
+    labels: list[str]  # the labels shown, in listing order
+    candidate_ids: list[str]  # the candidate each label stands for
+    candidate_texts: list[str]
+    grades: list[float]
+    reasoning: bool  # whether the prompt asked for <think> before <answer>
+
+    @classmethod
+    def of(cls, labels: dict[str, str], sample: RankingSample, reasoning: bool) -> RewardColumns:
+        by_id = {c.id: c.text for c in sample.candidates}
+        ids = list(labels.values())
+        return cls(list(labels), ids, [by_id[i] for i in ids], [sample.grade(i) for i in ids], reasoning)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+REWARD_COLUMNS = tuple(f.name for f in fields(RewardColumns))
+
+
 def reward_columns(labels: dict[str, str], sample: RankingSample, reasoning: bool) -> dict:
-    """Dataset columns the rewards read (flat lists, so Arrow stores them without padding dicts)."""
-    by_id = {c.id: c.text for c in sample.candidates}
-    ids = list(labels.values())
-    return {
-        "labels": list(labels),
-        "candidate_ids": ids,
-        "candidate_texts": [by_id[i] for i in ids],
-        "grades": [sample.grade(i) for i in ids],
-        "reasoning": reasoning,
-    }
+    """A training row's reward columns (`RewardColumns`) as the mapping a dataset row holds."""
+    return RewardColumns.of(labels, sample, reasoning).to_dict()

@@ -8,8 +8,6 @@ mode (`fast` or `reasoning`). Unknown names fail with the list of valid ones.
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 from components.models import ModelSource
 from components.prompts import ENGINES
@@ -17,6 +15,8 @@ from components.rankers.base import LLM_RANKERS, MODES, LLMRankerConfig, Ranker
 from components.rankers.baselines import BM25Ranker, DenseRanker, IdentityRanker, RandomRanker
 from components.rankers.direct import DirectRanker
 from components.rankers.iterative import IterativeRanker
+from components.rankers.spec import RankerSpec, SavedConfigMismatch, identity
+from components.scorers import resolve_scorers
 from components.rankers.window import (CapacityError, SlidingWindowRanker, check_capacity, needs_window,
                                        window_cost)
 
@@ -52,20 +52,12 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
 
     spec = model or DEFAULT_MODEL
     config = config or LLMRankerConfig()
-    saved = saved_ranker_config(spec)
-    if saved is not None:
-        check_against_saved(saved, spec, config.mode)
-        if saved.get("mode") == "score":  # the scorers it was trained with (defaults may have changed since)
-            from components.scorers import resolve_scorers
-
-            trained = resolve_scorers(saved.get("scorers"))
-            if config.scorers not in (trained, resolve_scorers(None)):  # the defaults: none asked for
-                check_against_saved(saved, spec, scorers=config.scorers)
-            config = dataclasses.replace(config, scorers=trained)
-        if saved.get("prompt") is not None:  # the prompt it was trained with: its template hash travels with it
-            from components.prompts import prompt_config
-
-            config = dataclasses.replace(config, prompt=prompt_config(saved["prompt"]))
+    saved = RankerSpec.load(spec)
+    if saved is not None:  # a trained model ranks with its own scorers and prompt (the template hash travels with it)
+        defaults = resolve_scorers(None)  # the scorers when none were asked for
+        saved.reconcile(spec, mode=config.mode, scorers=config.scorers if config.scorers != defaults else None)
+        config = dataclasses.replace(config, prompt=saved.prompt or config.prompt,
+                                     **({"scorers": saved.scorers} if saved.scorers else {}))
     lm, tok = loaded or load_model(spec, device=device, dtype=dtype)
     backend = build_backend(lm, tok, model_path(spec))
     if config.mode == "score":
@@ -83,50 +75,10 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
 def model_identity(spec: str, ranker: str, config: LLMRankerConfig, tokenizer) -> dict:
     """What an evaluation of an LLM ranker was an evaluation of: weights, prompt template, ranker, mode, scorers."""
     from components.models import model_fingerprint
-    from components.prompts import mode_template_hash, role_of
-    from components.scorers import resolve_scorers
 
-    scorers = resolve_scorers(config.scorers) if config.mode == "score" else None
-    return {
-        "weights": model_fingerprint(spec),
-        "template_hash": mode_template_hash(tokenizer, role_of(ranker), config.prompt, config.mode, scorers),
-        "ranker": ENGINES.get(ranker, ranker), "mode": config.mode, "scorers": scorers,
-    }
-
-
-def saved_ranker_config(spec: str) -> dict | None:
-    """The `ranker_config.json` a trained model folder carries (None for other specs)."""
-    from components.models import RANKER_CONFIG
-
-    if ModelSource.parse(spec).kind != "local" or not (Path(spec) / RANKER_CONFIG).exists():
-        return None
-    return json.loads((Path(spec) / RANKER_CONFIG).read_text())
-
-
-class SavedConfigMismatch(ValueError):
-    """A flag contradicts what a trained model records about how it ranks."""
-
-
-def check_against_saved(saved: dict, spec: str, mode: str | None = None, scorers: dict | None = None,
-                        ranker: str | None = None) -> None:
-    """Raise SavedConfigMismatch naming the saved value when `mode`, `scorers` or `ranker` contradict the model."""
-    from components.prompts import role_of
-
-    if mode is not None and saved.get("mode") and mode != saved["mode"]:
-        raise SavedConfigMismatch(f"{spec} was trained to rank in mode {saved['mode']!r}, not {mode!r}; "
-                                  f"drop --mode or pass --mode {saved['mode']}")
-    if ranker is not None and saved.get("ranker") and role_of(ranker) != role_of(saved["ranker"]):
-        raise SavedConfigMismatch(f"{spec} was trained as ranker {saved['ranker']!r}, not {ranker!r}; "
-                                  f"drop --ranker or pass --ranker {saved['ranker']}")
-    if scorers and saved.get("mode") == "score":  # the scorers asked for explicitly, key by key
-        from components.scorers import resolve_scorers
-
-        trained = resolve_scorers(saved.get("scorers"))
-        diff = {k: v for k, v in scorers.items() if trained.get(k) != v}
-        if diff:
-            raise SavedConfigMismatch(f"{spec} was trained with scorers {trained}; {diff} contradicts them")
+    return identity(model_fingerprint(spec), ranker, config.mode, config.prompt, config.scorers, tokenizer)
 
 
 __all__ = ["ENGINES", "LLM_RANKERS", "MODES", "RANKERS", "CapacityError", "LLMRankerConfig", "Ranker", "SavedConfigMismatch",
-           "SlidingWindowRanker", "UnknownRankerError", "build_ranker", "check_against_saved", "check_capacity",
-           "model_identity", "needs_window", "saved_ranker_config", "window_cost"]
+           "RankerSpec", "SlidingWindowRanker", "UnknownRankerError", "build_ranker", "check_capacity",
+           "model_identity", "needs_window", "window_cost"]

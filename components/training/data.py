@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from components.io import read_sample_folder
-from components.prompts import build_prompt, expand_elimination_steps, reward_columns, shown_labels
+from components.prompts import REWARD_COLUMNS, build_prompt, expand_elimination_steps, reward_columns, shown_labels
 from components.rewards import build_rewards
 from components.schema import RankingSample
 from components.training.config import TrainConfig, TrainingConfigError
@@ -86,7 +86,7 @@ def exclusion_table(rows: Sequence[dict], cfg: TrainConfig) -> list[list[float]]
     table = []
     for row in rows:
         completions = [f"<answer>{lab}</answer>" for lab in row["labels"]]
-        cols = {k: [row[k]] * len(completions) for k in ("labels", "candidate_ids", "candidate_texts", "grades", "reasoning")}
+        cols = {k: [row[k]] * len(completions) for k in REWARD_COLUMNS}
         total = [0.0] * len(completions)
         for fn, w in zip(fns, weights):
             for i, v in enumerate(fn(completions, **cols)):

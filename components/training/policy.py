@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
-from components.models import RANKER_CONFIG as CONFIG_FILE
-from components.prompts import ENGINES
+from components.rankers.spec import RankerSpec
 from components.training.config import LoraSettings, TrainConfig
 
 
@@ -43,25 +40,25 @@ def apply_lora(model, settings: LoraSettings):
 
 
 def save_final(model, tok, cfg: TrainConfig, out: Path, extra: dict[str, Any], head=None) -> Path:
-    """Weights (LoRA merged), tokenizer, the score head (pointer) and ranker_config.json with the template hash.
+    """Weights (LoRA merged), tokenizer, the score head (pointer) and the model's `RankerSpec` (ranker_config.json).
 
-    ranker_config.json records how the model ranks (ranker, mode, scorers): evaluation, registration and
-    serving read it, and a flag that contradicts it is an error.
+    The spec records how the model ranks (ranker, mode, scorers, prompt, template hash): evaluation, registration
+    and serving read it once, and a flag that contradicts it is an error.
     """
     from components.io import atomic_dir
 
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    config = {"ranker": ENGINES[cfg.ranker], "mode": cfg.eval_mode, "template_hash": cfg.template_hash_of(tok),
-              "prompt": dataclasses.asdict(cfg.prompt), "algo": cfg.algo, "base_model": cfg.model, **extra}
-    if cfg.eval_mode == "score":
-        config.update(scorers=cfg.scorers, score_tau=cfg.score_tau, head=head is not None)
+    spec = RankerSpec(ranker=cfg.ranker, mode=cfg.eval_mode, template_hash=cfg.template_hash_of(tok), prompt=cfg.prompt,
+                      extra={"algo": cfg.algo, "base_model": cfg.model, **extra},
+                      **({"scorers": cfg.scorers, "score_tau": cfg.score_tau, "head": head is not None}
+                         if cfg.eval_mode == "score" else {}))
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         if head is not None:
             head.save(tmp)
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        spec.save(tmp)
     return out
 
 
