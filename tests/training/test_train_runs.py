@@ -25,7 +25,7 @@ from components.training import LoraSettings, TrainingDiverged
 from components.training.runs import RunConflict, check_trained, compat_differences
 from tests.tiny_training import config, samples, scratch, tiny_train  # noqa: F401 - fixtures
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 

@@ -14,7 +14,7 @@ from components import training
 from components.prompts import PromptConfig
 from components.training import LoraSettings, MonitorSettings, TrainConfig, TrainingConfigError, ValidationSettings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEALTH_KEYS = {"health/no_signal_frac", "health/invalid_rate", "health/no_answer_rate", "health/kl"}
 
 

@@ -51,7 +51,7 @@ def test_snapshot_per_scenario(prepared, tokenizer, scenario, task):
 
 
 def test_snapshot_custom(tokenizer):
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     sample = read_samples(root / "docs/examples/custom-qa.jsonl")[0]
     prompt = build_prompt(sample, "dranker", tokenizer, PromptConfig(reasoning=False))
     path = SNAPSHOTS / "custom-dranker-no-reasoning.txt"
