@@ -14,7 +14,7 @@ each line naming its key path. The file is assembled one floor up, in
 - `limits`: size, depth and alias-expansion bounds on YAML and on a flow's overrides.
 """
 
-from components.config.checks import ConfigError, check, setting, type_problems
+from components.config.checks import ConfigError, check, setting, type_problems, unknown_keys
 from components.config.yaml_text import load_yaml, parse_override
 from components.config.sections import (
     EVALUATE_REFERENCES,
@@ -27,5 +27,5 @@ from components.config.sections import (
 
 __all__ = [
     "EVALUATE_REFERENCES", "ConfigError", "EvaluateConfig", "PrepareConfig", "RegisterConfig", "TaskConfig",
-    "ValidateConfig", "check", "load_yaml", "parse_override", "setting", "type_problems",
+    "ValidateConfig", "check", "load_yaml", "parse_override", "setting", "type_problems", "unknown_keys",
 ]

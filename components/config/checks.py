@@ -104,14 +104,20 @@ def task_name_problem(name: Any) -> str | None:
             "starting with a letter or digit, without '..'")
 
 
+def unknown_keys(cls: type, raw: Any, where: str, not_keys: tuple[str, ...] = ()) -> str | None:
+    """The one unknown-key check of every config dataclass (and sub-section): the keys of `raw` that are not
+    fields of `cls`, as a problem line naming `where` and the valid keys; None when there are none."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in not_keys]
+    unknown = sorted(set(raw) - set(names), key=str)
+    return f"{where}: unknown key(s) {shown(unknown, 160)}; valid keys: {sorted(names)}" if unknown else None
+
+
 def type_problems(cls: type, raw: dict[str, Any], where: str, not_keys: tuple[str, ...] = ()) -> list[str]:
     """Every unknown key and every value of the wrong type in `raw` for the config dataclass `cls`."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.name not in not_keys]
-    problems = []
-    unknown = sorted(set(raw) - set(names), key=str)
-    if unknown:
-        problems.append(f"{where}: unknown key(s) {shown(unknown, 160)}; valid keys: {sorted(names)}")
+    problem = unknown_keys(cls, raw, where, not_keys)
+    problems = [problem] if problem else []
     for key, value in raw.items():
         if key in names:
             problems += _value_problems(hints[key], value, f"{where}.{key}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from components.config import ConfigError, check, setting
+from components.config import ConfigError, check, setting, unknown_keys
 
 # 2: cuts decided on the full candidate set, kept for every IRanker subset
 # 3: the task and answer format come before the candidate list, so the list ends the prompt
@@ -62,8 +62,7 @@ class PromptConfig:
 def prompt_config(raw: dict | None) -> PromptConfig:
     """PromptConfig from the `prompts` section of params.yaml; unknown keys are an error."""
     raw = dict(raw or {})
-    names = set(PromptConfig.__dataclass_fields__)
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(f"prompts: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    problem = unknown_keys(PromptConfig, raw, "prompts")
+    if problem:
+        raise ConfigError(problem)
     return PromptConfig(**raw)

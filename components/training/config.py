@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from components.config import ConfigError, check, setting
+from components.config import ConfigError, check, setting, unknown_keys
 from components.models import DEFAULT_MODEL
 from components.prompts import ROLES, PromptConfig
 from components.rewards import build_rewards
@@ -262,16 +262,14 @@ def _own_or_scenario(per_key: dict[str, Any], task: str, scenario: str, default:
 def build_train_config(raw: dict[str, Any] | None, prompt: PromptConfig, rewards: dict | None, **overrides) -> TrainConfig:
     """TrainConfig from params.yaml's `train` section plus CLI overrides; unknown keys are an error."""
     raw = {**(raw or {}), **{k: v for k, v in overrides.items() if v is not None}}
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise TrainingConfigError(f"train: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    problem = unknown_keys(TrainConfig, raw, "train")
+    if problem:
+        raise TrainingConfigError(problem)
     for key, cls in (("lora", LoraSettings), ("monitor", MonitorSettings), ("validation", ValidationSettings)):
         if isinstance(raw.get(key), dict):
-            sub_names = {f.name for f in dataclasses.fields(cls)}
-            bad = sorted(set(raw[key]) - sub_names)
-            if bad:
-                raise TrainingConfigError(f"train.{key}: unknown key(s) {bad}; valid keys: {sorted(sub_names)}")
+            problem = unknown_keys(cls, raw[key], f"train.{key}")
+            if problem:
+                raise TrainingConfigError(problem)
             value = dict(raw[key])
             if "target_modules" in value:
                 value["target_modules"] = tuple(value["target_modules"])
