@@ -85,14 +85,14 @@ def prompts_stage(params: Params) -> dict[str, Any]:
         groups.setdefault(f"{s.task}/train", []).append(s)
     for task, samples in load_eval_samples(Path(params.prepare.out), ev.tasks, "test", ev.limit).items():
         groups[f"{task}/test"] = samples
-    report: dict[str, Any] = {"model": cfg.model, "ranker": cfg.ranker, "mode": cfg.eval_mode,
+    report: dict[str, Any] = {"model": cfg.model, "ranker": cfg.ranker, "mode": cfg.ranking_mode,
                               "max_prompt_tokens": prompt.max_prompt_tokens, "groups": {}}
     too_long, hashes = [], set()
     for name, samples in groups.items():
         tokens, cut = [], 0
         for s in samples:
             try:
-                if cfg.eval_mode == "score":  # the scorer's own inputs (its budget check)
+                if cfg.ranking_mode == "score":  # the scorer's own inputs (its budget check)
                     tokens.append(check_sample(s, cfg.scorers, tok, cfg.prompt))
                     continue
                 p = build_prompt(s, cfg.ranker, tok, prompt)
@@ -102,7 +102,7 @@ def prompts_stage(params: Params) -> dict[str, Any]:
             tokens.append(p.n_tokens)
             cut += p.cuts > 0
             hashes.add(p.template_hash)
-        if cfg.eval_mode == "score":
+        if cfg.ranking_mode == "score":
             hashes.add(cfg.template_hash_of(tok))
         report["groups"][name] = {"samples": len(samples), "prompt_tokens_median": statistics.median(tokens) if tokens else 0,
                                   "prompt_tokens_max": max(tokens, default=0), "samples_cut": cut}
@@ -159,24 +159,24 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     final = trained_model(params)
     out = Path(ev.out)
     engine = ENGINES[cfg.ranker]
-    llm_cfg = LLMRankerConfig(mode=cfg.eval_mode, max_new_tokens=cfg.max_completion_length,
+    llm_cfg = LLMRankerConfig(mode=cfg.ranking_mode, max_new_tokens=cfg.max_completion_length,
                               batch_size=ev.batch_size, prompt=cfg.prompt, seed=cfg.seed, scorers=cfg.scorers,
                               window=ev.window, stride=ev.stride)
-    check_capacity(by_task, engine, cfg.eval_mode, cfg.scorers, ev.window, ev.stride)  # before any model loads
+    check_capacity(by_task, engine, cfg.ranking_mode, cfg.scorers, ev.window, ev.stride)  # before any model loads
     info = {"split": "test", "limit": ev.limit, "samples": params.prepare.out}  # register recomputes from them
     dropped = prepare_dropped(Path(params.prepare.out))
     reports = {}
     for ref in ev.references:
         if ref == "base":
             ranker = build_ranker(engine, model=cfg.model, config=llm_cfg, seed=cfg.seed)
-            system = {"label": "base", "ranker": engine, "mode": cfg.eval_mode, "model": cfg.model, **info}
+            system = {"label": "base", "ranker": engine, "mode": cfg.ranking_mode, "model": cfg.model, **info}
         else:
             ranker = build_ranker(ref, config=llm_cfg, seed=cfg.seed)
             system = {"label": ref, "ranker": ref, "mode": None, "model": None, **info}
         reports[ref] = evaluate_report(ranker, by_task, out / ref, system, seed=cfg.seed, dropped=dropped)
     compare = out / "base" / "metrics.json" if "base" in ev.references else None
     ranker = build_ranker(engine, model=str(final), config=llm_cfg, seed=cfg.seed)
-    system = {"label": "candidate", "ranker": engine, "mode": cfg.eval_mode, "model": str(final), **info}
+    system = {"label": "candidate", "ranker": engine, "mode": cfg.ranking_mode, "model": str(final), **info}
     reports["candidate"] = evaluate_report(ranker, by_task, out / "candidate", system, compare=compare, seed=cfg.seed,
                                            dropped=dropped)
 
@@ -189,7 +189,7 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     writer.writeheader()
     writer.writerows(rows)
     write_text(out / "mrr_by_task.csv", buf.getvalue())
-    config = {"evaluate": dataclasses.asdict(ev), "model": str(final), "mode": cfg.eval_mode, "profile": params.profile}
+    config = {"evaluate": dataclasses.asdict(ev), "model": str(final), "mode": cfg.ranking_mode, "profile": params.profile}
     with stage_run("evaluate", config=config, parent_run_id=parent_run_id) as run:
         import mlflow
 
@@ -238,10 +238,10 @@ def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     final = trained_model(params)
     name = reg.name or cfg.ranker
     eval_dir = Path(ev.out) / "candidate"
-    config = {"name": name, "model": str(final), "mode": cfg.eval_mode, "register": dataclasses.asdict(reg), "profile": params.profile}
+    config = {"name": name, "model": str(final), "mode": cfg.ranking_mode, "register": dataclasses.asdict(reg), "profile": params.profile}
     with stage_run("register", config=config, parent_run_id=parent_run_id) as run:
         base = Path(ev.out) / "base" if "base" in ev.references else None  # the base rule of promotion
-        version = register(name, str(final), ENGINES[cfg.ranker], cfg.eval_mode, eval_dir,
+        version = register(name, str(final), ENGINES[cfg.ranker], cfg.ranking_mode, eval_dir,
                            dataclasses.asdict(cfg.prompt), tags={"profile": str(params.profile)}, scorers=cfg.scorers,
                            base_eval_dir=base)
         decision = promote(name, reg)

@@ -16,7 +16,8 @@ from components.params import Params
 from components.pipeline import prepare_stage, prompts_stage, validate_stage
 from flows.common import markdown_table, publish, resolve_config, run_logger, retry_on
 
-SOURCES = ("components/datasets", "components/preparation.py", "components/schema.py", "components/io.py")
+# the code whose change invalidates the prepare cache (its key): not the dataset registry, `datasets.SOURCES`
+PREPARE_CODE = ("components/datasets", "components/preparation.py", "components/schema.py", "components/io.py")
 
 
 class DataPullFailed(RuntimeError):
@@ -35,7 +36,7 @@ def pull_data(root: str = ".") -> str:
 
 def _source_hash() -> str:
     h = hashlib.sha256()
-    for root in SOURCES:
+    for root in PREPARE_CODE:
         path = Path(root)
         for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
             if f.exists():

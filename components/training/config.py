@@ -236,10 +236,11 @@ class TrainConfig:
     @property
     def effective_prompt(self) -> PromptConfig:
         """Fast-mode training (expected reward) uses answer-only prompts, like fast evaluation."""
-        return self.prompt.for_mode(self.eval_mode)
+        return self.prompt.for_mode(self.ranking_mode)
 
     @property
-    def eval_mode(self) -> str:
+    def ranking_mode(self) -> str:
+        """The mode the trained model ranks in (and training scores in): GRPO generates, so it is reasoning."""
         return self.mode if self.algo == "expected-reward" else "reasoning"
 
     @property
@@ -247,7 +248,7 @@ class TrainConfig:
         """template hash for a tokenizer: the prompt this config trains, in its mode (and scorers)."""
         from components.prompts import mode_template_hash
 
-        return lambda tok: mode_template_hash(tok, self.ranker, self.prompt, self.eval_mode, self.scorers)
+        return lambda tok: mode_template_hash(tok, self.ranker, self.prompt, self.ranking_mode, self.scorers)
 
 
 def _own_or_scenario(per_key: dict[str, Any], task: str, scenario: str, default: Any) -> Any:

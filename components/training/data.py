@@ -55,7 +55,7 @@ def split_train(cfg: TrainConfig) -> tuple[list[RankingSample], list[RankingSamp
 def build_rows(samples: Sequence[RankingSample], cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
     """One row per prompt: the prompt text, the reward columns and the sample id (for audits)."""
     prompt_cfg = cfg.effective_prompt
-    score_mode = cfg.eval_mode == "score"
+    score_mode = cfg.ranking_mode == "score"
     rows = []
     for s in samples:
         if cfg.ranker == "iranker":

@@ -43,7 +43,7 @@ class ExpectedRewardTrainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress=None, overwrite: bool = False):
         self.cfg, self.resume, self.progress, self.overwrite = cfg, resume, progress, overwrite
         self.out = Path(cfg.output_dir)
-        self.score_mode = cfg.eval_mode == "score"
+        self.score_mode = cfg.ranking_mode == "score"
         self.global_step = 0  # optimizer steps taken, a resumed run's included
         self.tokens_seen = 0  # prompt tokens through the model (policy and reference), for tokens/s
         self.val_seconds = 0.0  # spent on held-out checks: in the wall-clock budget, not in the training throughput

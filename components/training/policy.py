@@ -49,10 +49,10 @@ def save_final(model, tok, cfg: TrainConfig, out: Path, extra: dict[str, Any], h
 
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    spec = RankerSpec(ranker=cfg.ranker, mode=cfg.eval_mode, template_hash=cfg.template_hash_of(tok), prompt=cfg.prompt,
+    spec = RankerSpec(ranker=cfg.ranker, mode=cfg.ranking_mode, template_hash=cfg.template_hash_of(tok), prompt=cfg.prompt,
                       extra={"algo": cfg.algo, "base_model": cfg.model, **extra},
                       **({"scorers": cfg.scorers, "score_tau": cfg.score_tau, "head": head is not None}
-                         if cfg.eval_mode == "score" else {}))
+                         if cfg.ranking_mode == "score" else {}))
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)

@@ -100,7 +100,7 @@ def compat_of(cfg: TrainConfig) -> dict[str, Any]:
 
     Flat keys, so a difference is named as `lora.r`; values as JSON reads them back (lists, not tuples)."""
     lora = cfg.lora
-    compat = {"algo": cfg.algo, "ranker": cfg.ranker, "mode": cfg.eval_mode, "model": cfg.model,
+    compat = {"algo": cfg.algo, "ranker": cfg.ranker, "mode": cfg.ranking_mode, "model": cfg.model,
               "scorers": dict(cfg.scorers), "lora.enabled": lora.enabled}
     if lora.enabled:  # the adapters' shape and placement: another one cannot load the saved adapter weights
         compat.update({"lora.r": lora.r, "lora.alpha": lora.alpha, "lora.top_layers": lora.top_layers,
