@@ -65,7 +65,7 @@ HEADING = "## Passage ranking on the paper's data (MS MARCO v1.1) and TREC DL to
 DEFAULT_ROWS = (("BM25 (bm25s, within each sample's candidates)", "artifacts/bench/passage/bm25"),
                 ("dense (all-MiniLM-L6-v2)", "artifacts/bench/passage/dense"),
                 ("SmolLM2 score mode, zero-shot (query-likelihood)", "artifacts/bench/base_passage"))
-DEFAULT_BASE, DEFAULT_TRAINED = "artifacts/bench/base_passage", "artifacts/bench/passage_v1/eval-trained"
+DEFAULT_BASE, DEFAULT_TRAINED = "artifacts/bench/base_passage", "artifacts/bench/passage_v2/eval-trained"
 
 
 def tables(rows: list[tuple[str, str]], base: str | None, trained: str | None) -> list[str]:
