@@ -59,6 +59,18 @@ class LLMRankerConfig:
             raise ValueError(problem)
 
 
+class LLMRanker:
+    """What DRanker and IRanker share: the model backend, the config, the prompt settings of the mode, a score memo."""
+
+    name = "llm"
+
+    def __init__(self, backend, config: LLMRankerConfig = LLMRankerConfig()):
+        self.backend = backend
+        self.config = config
+        self.prompt_cfg = config.prompt.for_mode(config.mode)
+        self.score_memo: dict = {}  # context-free scores by (scorer, query, text): the weights are frozen in a ranker
+
+
 def uses_prefix_cache(config: LLMRankerConfig, backend) -> bool:
     """Whether a fast-mode ranker scores prompts one at a time through `label_logprobs_cached`."""
     if config.mode != "fast" or not hasattr(backend, "label_logprobs_cached"):

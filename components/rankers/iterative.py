@@ -31,7 +31,7 @@ from components.parsing import parse_answer
 from components.prompts import PromptTooLong, build_prompt
 from components.rankers.backend import ANSWER_OPEN
 from components.rankers.score_mode import rank_by_scores
-from components.rankers.base import LLMRankerConfig, Progress, batches, head_cache, skipped, uses_prefix_cache
+from components.rankers.base import LLMRanker, Progress, batches, head_cache, skipped, uses_prefix_cache
 from components.schema import Ranking, RankingSample, RankingStep
 
 
@@ -44,14 +44,8 @@ class _State:
     repaired: bool = False
 
 
-class IterativeRanker:
+class IterativeRanker(LLMRanker):
     name = "iterative"
-
-    def __init__(self, backend, config: LLMRankerConfig = LLMRankerConfig()):
-        self.backend = backend
-        self.config = config
-        self.prompt_cfg = config.prompt.for_mode(config.mode)
-        self.score_memo: dict = {}  # context-free scores by (scorer, query, text): the weights are frozen in a ranker
 
     def _prompt(self, state: _State):
         return build_prompt(state.sample, "iranker", self.backend.tok, self.prompt_cfg, remaining=state.remaining)
