@@ -132,4 +132,7 @@ def demo(params: ParamsOpt = Path("params.yaml")) -> None:
                       "the demo runs Rec-Movie only[/]")
     started = time.perf_counter()
     run_pipeline(profile="demo", overrides=overrides, pull=pull, params=params)
+    curve = Path(cfg.train.output_dir) / "reward_curve.png"
+    if curve.exists():  # what training did, step by step: the batches' rewards against a uniform pick
+        console.print(f"  {curve}   # the training reward curve", highlight=False)
     console.print(f"demo finished in {time.perf_counter() - started:.0f}s")

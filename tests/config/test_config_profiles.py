@@ -122,7 +122,7 @@ def test_typed_sections_carry_the_files_values_over_one_set_of_defaults():
 
     params = load_params(ROOT / "params.yaml", "demo")
     assert params.evaluate.limit == 16 and params.evaluate.references == ["random", "bm25", "base"]
-    assert params.register.alpha == RegisterConfig().alpha and params.train.max_steps == 4
+    assert params.register.alpha == RegisterConfig().alpha and params.train.max_steps == 24
     assert params.train.prompt == params.prompts and params.prompts.stable_labels is True
     # params.yaml restates the train defaults it documents; they agree with the dataclass (one definition)
     raw_train = load_params(ROOT / "params.yaml").section("train")
@@ -139,7 +139,7 @@ def test_explain_lists_every_key_with_type_default_value_and_help():
     rows = {r["key"]: r for r in explain(load_params(ROOT / "params.yaml", "demo"))}
     lr = rows["train.learning_rate"]
     assert lr["type"] == "float" and lr["value"] == 3e-4 and lr["help"]
-    assert rows["train.max_steps"]["value"] == 4 and rows["train.max_steps"]["default"] != 4  # the profile's value
+    assert rows["train.max_steps"]["value"] == 24 and rows["train.max_steps"]["default"] != 24  # the profile's value
     assert rows["prepare.tasks.rec-movie.train_windows"]["value"] == 4
     assert rows["train.lora.r"]["value"] == 16 and rows["evaluate.limit"]["value"] == 16
     assert not [k for k, r in rows.items() if not r["help"]], "every key carries a help line"
