@@ -23,7 +23,9 @@ SECTIONS: dict[str, type] = {
     "evaluate": EvaluateConfig, "train": TrainConfig, "register": RegisterConfig,
 }
 NOT_IN_FILE = {"train": ("prompt", "rewards")}  # train's prompt and rewards come from the prompts and rewards sections
-KNOWN_SECTIONS = (*SECTIONS, "rewards", "profiles")  # rewards: per ranker, reward name -> {weight, options}
+# every top-level key, in params.yaml's order: the typed sections with rewards (per ranker, reward name ->
+# {weight, options}) after prompts, then profiles
+KNOWN_SECTIONS = (*tuple(SECTIONS)[:3], "rewards", *tuple(SECTIONS)[3:], "profiles")
 
 
 def section_problems(raw: dict[str, Any]) -> list[str]:
