@@ -58,7 +58,7 @@ def user_errors() -> Iterator[None]:
     from components.datasets import UnknownTaskError
     from components.io import DataError
     from components.logs import redact
-    from components.registry import PromotionRefused
+    from components.promotion import PromotionRefused
     from components.tracking import TrackingError
     from components.validation import ValidationFailed
 

@@ -41,19 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from components.audit import check_consistent, file_sha256
 from components.io import loads
-from components.promotion import (  # noqa: F401 (the rule's names, as registry users import them)
-    EVAL_ARTIFACT,
-    Decision,
-    PromotionConfig,
-    PromotionRefused,
-    check_complete,
-    decide,
-    decision_dict,
-    worse_than_base,
-)
+from components.promotion import EVAL_ARTIFACT, Decision, PromotionConfig, PromotionRefused, check_complete, decide
 from components.report import EvalReport
 from components.tracking import with_retries
 
@@ -204,8 +194,6 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
     import components
     from components.models import folder_fingerprint
     from components.serving import RankerModel, input_example, ranker_config, save_weights, signature
-
-    from components.audit import file_sha256
 
     # a caller that already planned (the CLI, to name the model before its MLflow run) passes it: not recomputed twice
     plan = plan or plan_registration(model_spec, ranker, mode, eval_dir, prompt, scorers, base_eval_dir, samples_dir)

@@ -14,7 +14,7 @@ from components.audit import EvaluationNotReproduced, verify_evaluation
 from cli import app
 from components.evaluation import evaluate_report, load_eval_samples, measure_task
 from components.rankers import build_ranker
-from components.registry import PromotionConfig, decide
+from components.promotion import PromotionConfig, decide
 from components.report import EvalReport, SystemInfo
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import pytest
 from components.evaluation import measure_task
 from components.io import read_samples
 from components.rankers import build_ranker
-from components.registry import PromotionConfig, PromotionRefused, decide
+from components.promotion import PromotionConfig, PromotionRefused, decide
 from components.report import EvalReport, SystemInfo
 
 

@@ -12,7 +12,8 @@ import pytest
 from components.evaluation import evaluate_report, measure_task
 from components.io import DataError
 from components.rankers import build_ranker
-from components.registry import PromotionConfig, check_evaluation_of, decide, EvaluationMismatch
+from components.promotion import PromotionConfig, decide
+from components.registry import EvaluationMismatch, check_evaluation_of
 from components.report import EvalReport, ReportError
 from components.schema import Candidate, Ranking, RankingSample, RankingStep
 from components.tracking import flat_metrics
