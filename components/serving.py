@@ -82,8 +82,9 @@ def _invalid(message: str):
 class RankerModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from components.models import load_tokenizer, pick_device, pick_dtype
-        from components.prompts import PromptConfig, mode_template_hash, role_of
+        from components.prompts import PromptConfig, role_of
         from components.rankers import LLMRankerConfig, build_ranker
+        from components.scorers import template_hash
 
         cfg = dict(context.model_config)
         self.cfg = cfg
@@ -92,7 +93,7 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         tok = load_tokenizer(path)
         prompt = PromptConfig(**cfg["prompt"])
         role = role_of(cfg["ranker"])
-        found = mode_template_hash(tok, role, prompt, cfg["mode"], cfg.get("scorers"))
+        found = template_hash(tok, role, prompt, cfg["mode"], cfg.get("scorers"))
         if found != cfg["template_hash"]:
             raise _invalid(f"template hash {found} of the packaged tokenizer differs from the registered "
                            f"{cfg['template_hash']}: this model would be served with another prompt than it was evaluated with")

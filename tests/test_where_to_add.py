@@ -49,6 +49,21 @@ def test_a_scorer_is_one_class_and_one_registry_line(monkeypatch):
     assert ranking.order == ("c2", "c1", "c0", "c3")  # by length: the toy scorer ranked, not the model
 
 
+def test_a_scorer_declares_its_head_and_the_template_hash_follows(monkeypatch, tokenizer):
+    """Whether a scorer carries a trained head is its own declaration, not a name check elsewhere: the same
+    scorer name with and without a head gives two template hashes."""
+    from components.prompts import PromptConfig
+
+    chosen = {"passage": ShortestFirst.name, "router": ShortestFirst.name}
+    hashes = []
+    for has_head in (False, True):
+        toy = type("Toy", (ShortestFirst,), {"has_head": has_head})()
+        monkeypatch.setitem(scorers.SCORERS, ShortestFirst.name, toy)
+        assert scorers.has_head(chosen) is has_head
+        hashes.append(scorers.template_hash(tokenizer, "iranker", PromptConfig(), "score", chosen))
+    assert hashes[0] != hashes[1]
+
+
 def test_an_unknown_scorer_is_refused_before_any_model_loads():
     with pytest.raises(scorers.UnknownScorerError, match="shortest-first"):
         LLMRankerConfig(mode="score", scorers={"passage": "shortest-first"})

@@ -74,13 +74,17 @@ def template_hash(tokenizer, ranker: str, cfg: PromptConfig, score: dict | None 
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def mode_template_hash(tokenizer, ranker: str, cfg: PromptConfig, mode: str, scorers: dict | None = None) -> str:
-    """The template hash of a ranker in `mode` (score mode: over its resolved scorers and head too)."""
+def mode_template_hash(tokenizer, ranker: str, cfg: PromptConfig, mode: str, scorers: dict | None = None,
+                       head: bool = False) -> str:
+    """The template hash of a ranker in `mode` (score mode: over its resolved scorers and head too).
+
+    `head`: whether any of those scorers carries a trained head. The scorers declare it (`has_head`) and sit a
+    floor above prompts, so `scorers.template_hash` is the one caller that knows it.
+    """
     effective = cfg.for_mode(mode)
     if mode != "score":
         return template_hash(tokenizer, ranker, effective)
-    scorers = dict(sorted((scorers or {}).items()))
-    return template_hash(tokenizer, ranker, effective, {"scorers": scorers, "head": "pointer" in scorers.values()})
+    return template_hash(tokenizer, ranker, effective, {"scorers": dict(sorted((scorers or {}).items())), "head": head})
 
 
 def chat_head(tokenizer, cfg: PromptConfig = PromptConfig()) -> str:

@@ -18,9 +18,9 @@ from typing import Any
 
 from components.io import DataError, load_json, write_text
 from components.models import RANKER_CONFIG, ModelSource
-from components.prompts import ENGINES, PromptConfig, mode_template_hash, prompt_config, role_of
+from components.prompts import ENGINES, PromptConfig, prompt_config, role_of
 from components.rankers.base import LLM_RANKERS, MODES
-from components.scorers import resolve_scorers
+from components.scorers import resolve_scorers, template_hash
 
 
 class SavedConfigMismatch(ValueError):
@@ -124,5 +124,5 @@ def identity(weights: str, ranker: str, mode: str, prompt: PromptConfig, scorers
              tokenizer) -> dict[str, Any]:
     """The identity of an LLM ranker (trained or not): `weights` is the model's fingerprint."""
     scorers = resolve_scorers(scorers) if mode == "score" else None
-    return {"weights": weights, "template_hash": mode_template_hash(tokenizer, role_of(ranker), prompt, mode, scorers),
+    return {"weights": weights, "template_hash": template_hash(tokenizer, role_of(ranker), prompt, mode, scorers),
             "ranker": ENGINES.get(ranker, ranker), "mode": mode, "scorers": scorers}

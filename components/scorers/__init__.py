@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from components.prompts import PromptConfig, PromptTooLong
+from components.prompts import PromptConfig, PromptTooLong, mode_template_hash
 from components.schema import RankingSample
 from components.scorers.forward import (
     PAD_STATS,
@@ -87,6 +87,18 @@ def resolve_scorers(raw: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+def has_head(scorers: Mapping[str, str] | None) -> bool:
+    """Whether any of these scorers carries a trained head (each scorer declares `has_head`)."""
+    return any(get_scorer(name).has_head for name in (scorers or {}).values())
+
+
+def template_hash(tokenizer, role: str, prompt: PromptConfig, mode: str, scorers: Mapping[str, str] | None) -> str:
+    """The template hash of a ranker role in `mode`; in score mode over its scorers and whether one has a head."""
+    if mode != "score":
+        return mode_template_hash(tokenizer, role, prompt, mode)
+    return mode_template_hash(tokenizer, role, prompt, mode, dict(scorers or {}), head=has_head(scorers))
+
+
 def scorer_name(sample: RankingSample, scorers: Mapping[str, str]) -> str:
     """A task's own scorer if one is set, else its scenario's."""
     return scorers.get(sample.task) or scorers.get(sample.scenario) or DEFAULT_SCORERS[sample.scenario]
@@ -104,5 +116,5 @@ def check_sample(sample: RankingSample, scorers: Mapping[str, str], tok, cfg: Pr
 
 __all__ = ["DEFAULT_SCORERS", "HEAD_FILE", "PAD_STATS", "SCORERS", "SCORE_CHUNK", "HiddenCache", "LikelihoodScorer",
            "PadStats", "PointerScorer", "ScoreHead", "UnknownScorerError", "check_sample", "continuation_scores",
-           "get_scorer", "hidden_states", "hidden_states_cached", "left_pad", "length_chunks", "resolve_scorers",
-           "score_rows", "scorer_name", "token_positions"]
+           "get_scorer", "has_head", "hidden_states", "hidden_states_cached", "left_pad", "length_chunks", "resolve_scorers",
+           "score_rows", "scorer_name", "template_hash", "token_positions"]

@@ -246,9 +246,9 @@ class TrainConfig:
     @property
     def template_hash_of(self):
         """template hash for a tokenizer: the prompt this config trains, in its mode (and scorers)."""
-        from components.prompts import mode_template_hash
+        from components.scorers import template_hash
 
-        return lambda tok: mode_template_hash(tok, self.ranker, self.prompt, self.ranking_mode, self.scorers)
+        return lambda tok: template_hash(tok, self.ranker, self.prompt, self.ranking_mode, self.scorers)
 
 
 def _own_or_scenario(per_key: dict[str, Any], task: str, scenario: str, default: Any) -> Any:
