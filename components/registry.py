@@ -243,6 +243,11 @@ def _lock_holder(client, name: str) -> tuple[str, float] | None:
         return None  # no lock, or not one this code wrote: treated as free
 
 
+def _lost_insert_race(err: Exception) -> bool:
+    """A tag write refused because a concurrent write inserted the same key first (a SQL store's upsert race)."""
+    return "unique constraint" in str(err).lower()
+
+
 @contextmanager
 def promotion_lock(client, name: str, wait_seconds: float = 2 * LOCK_SECONDS, hold_seconds: float = LOCK_SECONDS):
     """Hold the model's promotion lock: write a token, read it back after a pause, retry while another holds it.
@@ -250,6 +255,8 @@ def promotion_lock(client, name: str, wait_seconds: float = 2 * LOCK_SECONDS, ho
     MLflow has no compare-and-set on aliases; two promotes writing the tag at once both read back the later
     token, so exactly one goes on. A lock whose holder died expires after `hold_seconds`.
     """
+    from mlflow.exceptions import MlflowException
+
     token = uuid.uuid4().hex
     deadline = time.monotonic() + wait_seconds
     while True:
@@ -258,7 +265,12 @@ def promotion_lock(client, name: str, wait_seconds: float = 2 * LOCK_SECONDS, ho
             log.info("waiting for the promotion lock of %s (expires in %.0f s)", name, held[1] - time.time())
         if held is None or held[1] < time.time():
             value = f"{token} {time.time() + hold_seconds:.0f}"
-            with_retries(lambda: client.set_registered_model_tag(name, LOCK_TAG, value), "take the promotion lock")
+            try:
+                with_retries(lambda: client.set_registered_model_tag(name, LOCK_TAG, value), "take the promotion lock")
+            except MlflowException as err:
+                if not _lost_insert_race(err):
+                    raise
+                # another promote inserted the tag at the same instant; reading back says which of us holds it
             time.sleep(0.3)  # let a concurrent writer's tag land before reading back
             held = _lock_holder(client, name)
             if held is not None and held[0] == token:

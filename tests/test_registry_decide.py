@@ -94,3 +94,49 @@ def test_a_base_evaluated_on_other_samples_is_refused(reports):
     other["tasks"]["passage-5"]["sample_ids_hash"] = "0" * 16
     with pytest.raises(PromotionRefused, match="the untrained base was evaluated on other passage-5 samples than the challenger"):
         decide(reports["random"], None, PromotionConfig(), "1", base=EvalReport.from_dict(other))
+
+
+class _TagStore:
+    """A registry client's tag calls, in memory; the first `fail_first` writes raise `error` and write nothing."""
+
+    def __init__(self, error=None, fail_first=0):
+        self.tags, self.error, self.fail_first, self.writes = {}, error, fail_first, 0
+
+    def get_registered_model(self, name):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(tags=dict(self.tags))
+
+    def set_registered_model_tag(self, name, key, value):
+        self.writes += 1
+        if self.writes <= self.fail_first:
+            raise self.error
+        self.tags[key] = value
+
+    def delete_registered_model_tag(self, name, key):
+        self.tags.pop(key, None)
+
+
+def test_a_lock_write_that_lost_the_stores_insert_race_waits_and_takes_the_lock():
+    """Two promotes inserting the lock tag at once: the SQL store refuses one with a UNIQUE error. That promote
+    reads back who holds the lock and goes on waiting, instead of failing."""
+    from mlflow.exceptions import MlflowException
+
+    from components.registry import LOCK_TAG, promotion_lock
+
+    store = _TagStore(MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: registered_model_tags.key"),
+                      fail_first=1)
+    with promotion_lock(store, "m", wait_seconds=10):
+        assert LOCK_TAG in store.tags and store.writes == 2
+    assert LOCK_TAG not in store.tags  # released
+
+
+def test_any_other_error_taking_the_lock_is_raised():
+    from mlflow.exceptions import MlflowException
+
+    from components.registry import promotion_lock
+
+    store = _TagStore(MlflowException("RESOURCE_DOES_NOT_EXIST: registered model 'm' not found"), fail_first=1)
+    with pytest.raises(MlflowException, match="not found"):
+        with promotion_lock(store, "m", wait_seconds=10):
+            pass
