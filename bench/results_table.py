@@ -27,10 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.training_tables import (HISTORY_HEADING, RUNS_HEADING, id_prior_section, previous_sections,  # noqa: E402
                                    training_runs, training_section)
+from components.prompts import ranker_name  # noqa: E402
 from components.report import EvalReport, SystemInfo  # noqa: E402
 
 TASKS = ["rec-movie", "rec-music", "rec-game", "router-performance", "router-cost", "router-balance",
          "passage-5", "passage-7", "passage-9"]
+# folders under the eval dir; the LLM ones keep the rankers' former names (iterative, direct): recorded runs
 SYSTEMS = ["random", "identity", "bm25", "dense", "direct-fast", "iterative-fast", "direct-reasoning", "iterative-reasoning"]
 PAPER = {  # MRR x 100, paper's Table (Qwen2.5-3B backbone), same column order as TASKS
     "BM25": [17.56, 18.09, 14.96, 18.41, 13.52, 13.39, 53.63, 44.95, 39.69],
@@ -47,7 +49,7 @@ def run_missing(eval_dir: Path, limit: int, reasoning_limit: int, max_new_tokens
         if (out / "metrics.json").exists():
             continue
         name, _, mode = system.partition("-")
-        cmd = [sys.executable, "-m", "cli", "evaluate", "--ranker", name, "--out", str(out),
+        cmd = [sys.executable, "-m", "cli", "evaluate", "--ranker", ranker_name(name), "--out", str(out),
                "--limit", str(reasoning_limit if mode == "reasoning" else limit)]
         if mode:
             cmd += ["--mode", mode, "--max-new-tokens", str(max_new_tokens)]

@@ -68,11 +68,11 @@ def _evaluate(job: dict) -> EvalReport:
     for task in [t for t in job["tasks"] if t in limits]:  # a task's own limit (--eval-limit-for)
         by_task.update(load_eval_samples(Path(job["samples"]), [task], "test", limits[task]))
     llm = LLMRankerConfig(mode=job["mode"], batch_size=8, prompt=job["prompt"], seed=job["seed"])
-    ranker = build_ranker("iterative", model=job["model"], config=llm, dtype=job["dtype"], seed=job["seed"])
+    ranker = build_ranker("iranker", model=job["model"], config=llm, dtype=job["dtype"], seed=job["seed"])
     started = time.perf_counter()
     report = evaluate_report(
         ranker, by_task, job["out"],
-        {"label": f"iterative-{job['mode']} ({job['label']})", "ranker": "iterative", "mode": job["mode"],
+        {"label": f"iranker-{job['mode']} ({job['label']})", "ranker": "iranker", "mode": job["mode"],
          "model": job["model"], "split": "test", "limit": job["limit"],
          "max_prompt_tokens": job["prompt"].max_prompt_tokens, "stable_labels": job["prompt"].stable_labels,
          "label_position": job["prompt"].label_position},
@@ -110,19 +110,19 @@ def _held_out(health: list[dict]) -> dict | None:
             "keep_best_first": keep(checks[0]), "keep_best_last": keep(checks[-1])}
 
 
-def _reusable_base(path: Path, args) -> EvalReport | None:
+def _reusable_base(path: Path, cfg, args) -> EvalReport | None:
     """The base model's earlier evaluation, when it measured what this run would (it does not depend on training)."""
     from components.prompts import PROMPT_VERSION
 
     if not path.exists():
         return None
     report = EvalReport.read(path)
-    system = report.system
-    same = (system.model == args.model and system.limit == args.eval_limit
+    system, prompt = report.system, cfg.prompt
+    same = (system.model == cfg.model and system.limit == args.eval_limit
             and system.prompt_version == PROMPT_VERSION and set(args.eval_tasks.split(",")) <= set(report.tasks)
-            and system.get("max_prompt_tokens", args.max_prompt_tokens) == args.max_prompt_tokens  # older files lack it
-            and system.get("stable_labels", False) == args.stable_labels
-            and system.get("label_position", "before") == args.label_position)
+            and system.get("max_prompt_tokens", prompt.max_prompt_tokens) == prompt.max_prompt_tokens  # older files lack it
+            and system.get("stable_labels", False) == prompt.stable_labels
+            and system.get("label_position", "before") == prompt.label_position)
     if not same:
         print(f"not reusing {path}: it was run with other settings ({ {k: system.get(k) for k in ('model', 'limit', 'prompt_version', 'max_prompt_tokens', 'stable_labels', 'label_position')} })")
         return None
@@ -179,10 +179,6 @@ def main() -> None:
         raise SystemExit(f"this bench trains the IRanker with the expected-reward trainer; profile {args.profile} "
                          f"sets algo {cfg.algo!r}, ranker {cfg.ranker!r}")
     prompt = cfg.prompt
-    # recorded as used, under the names docs/RESULTS.md's tables read (bench/records.py)
-    args.model, args.mode, args.samples = cfg.model, cfg.mode, cfg.samples
-    args.max_prompt_tokens, args.stable_labels, args.label_position = (prompt.max_prompt_tokens, prompt.stable_labels,
-                                                                       prompt.label_position)
     summary_path = out / "train" / "summary.json"
     if args.skip_train:
         summary = json.loads(summary_path.read_text())
@@ -198,24 +194,24 @@ def main() -> None:
     health = read_jsonl(out / "train" / "health.jsonl")
 
     reports = {}
-    base = _reusable_base(out / "eval-base" / "metrics.json", args) if args.reuse_base else None
+    base = _reusable_base(out / "eval-base" / "metrics.json", cfg, args) if args.reuse_base else None
     if base is not None:
         print(f"reusing {out / 'eval-base'} (same model, tasks, limit and prompt settings)")
         reports["base"] = _timed(base, base.wall_seconds)
     given = EvalReport.read(Path(args.base_from)) if args.base_from else None
     eval_tasks = args.eval_tasks.split(",")
-    for label, model in (("base", args.model), ("trained", str(out / "train" / "final"))):
+    for label, model in (("base", cfg.model), ("trained", str(out / "train" / "final"))):
         if label in reports:
             continue
         compare = out / "eval-base" / "metrics.json" if label == "trained" else None
         tasks_to_run = [t for t in eval_tasks if label != "base" or given is None or t not in given.tasks]
-        if label == "base" and given is not None and given.system.mode != args.mode:
-            raise SystemExit(f"--base-from {args.base_from} was evaluated in mode {given.system.mode!r}, not {args.mode!r}")
+        if label == "base" and given is not None and given.system.mode != cfg.mode:
+            raise SystemExit(f"--base-from {args.base_from} was evaluated in mode {given.system.mode!r}, not {cfg.mode!r}")
         if not tasks_to_run:  # every base task comes from --base-from
             write_json(out / "eval-base" / "metrics.json", given.to_dict())  # the bench's own writer, as before
             reports[label] = _timed(given, 0.0)
             continue
-        job = dict(label=label, model=model, samples=args.samples, tasks=tasks_to_run, mode=args.mode,
+        job = dict(label=label, model=model, samples=cfg.samples, tasks=tasks_to_run, mode=cfg.mode,
                    limit=args.eval_limit, limits=eval_limits, prompt=prompt, dtype=args.eval_dtype, seed=cfg.seed,
                    out=out / f"eval-{label}", compare=compare)
         # a fresh process per evaluation, as a standalone `r1ranker evaluate` runs: nothing the training
@@ -245,7 +241,7 @@ def main() -> None:
     result = {
         "command": "python " + " ".join(sys.argv),
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
-        "model": args.model, "algo": "expected-reward", "mode": args.mode, "scorers": cfg.scorers if args.mode == "score" else None,
+        "model": cfg.model, "algo": "expected-reward", "mode": cfg.mode, "scorers": cfg.scorers if cfg.mode == "score" else None,
         "objective": cfg.objective, "train_tasks": cfg.tasks, "profile": args.profile, "overrides": args.overrides,
         "settings": settings_of(cfg, args),
         "steps": summary["steps"], "train_seconds": summary["seconds"],

@@ -128,6 +128,17 @@ def command(params: Path | None = None, *, profile: str | None = None, sets: lis
         yield CommandConfig(params, profile, sets, dict(flags or {}))
 
 
+def one_ranker_name(value: str | None) -> str | None:
+    """`--ranker`'s callback: a former name (iterative, direct) still works, with a note giving the one name."""
+    from components.prompts import FORMER_NAMES
+
+    if value in FORMER_NAMES:
+        err_console.print(f"note: --ranker {value} is now --ranker {FORMER_NAMES[value]} (the former name still works)",
+                          highlight=False)
+        return FORMER_NAMES[value]
+    return value
+
+
 def split_csv(values: list[str] | None) -> list[str] | None:
     """Accept both `-t a -t b` and `-t a,b`.
 

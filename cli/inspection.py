@@ -9,9 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.core import ParamsOpt, app, command, split_csv
+from cli.core import ParamsOpt, app, command, one_ranker_name, split_csv
 
-RankerOpt = Annotated[str, typer.Option("--ranker", help="dranker (rank all) or iranker (eliminate the least likely).")]
+RankerOpt = Annotated[str, typer.Option("--ranker", help="dranker (rank all) or iranker (eliminate the least likely).",
+                                        callback=one_ranker_name)]
 SampleOpt = Annotated[Path, typer.Option("--sample", help="Contract JSONL file; its first sample is used.")]
 RemainingOpt = Annotated[
     Optional[list[str]], typer.Option("--remaining", help="IRanker: candidate ids still in the pool (repeatable).")

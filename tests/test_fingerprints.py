@@ -58,7 +58,7 @@ def test_register_refuses_an_evaluation_whose_model_config_changed_afterwards(fo
     model = tmp_path / "model"
     shutil.copytree(folder, model)
     by_task = load_eval_samples(samples, ["passage-5"], "test", 6)
-    ranker = build_ranker("iterative", model=str(model), config=LLMRankerConfig(mode="fast"))
+    ranker = build_ranker("iranker", model=str(model), config=LLMRankerConfig(mode="fast"))
     evaluate_report(ranker, by_task, tmp_path / "eval", {"label": "tiny", "samples": str(samples)}, show_progress=False)
     config = json.loads((model / "config.json").read_text())
     config["rope_theta"] = float(config.get("rope_theta", 10000.0)) * 2

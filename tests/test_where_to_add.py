@@ -42,7 +42,7 @@ class ShortestFirst:
 def test_a_scorer_is_one_class_and_one_registry_line(monkeypatch):
     monkeypatch.setitem(scorers.SCORERS, ShortestFirst.name, ShortestFirst())  # the registry line
     cfg = LLMRankerConfig(mode="score", scorers={"passage": "shortest-first"}, batch_size=2)
-    ranker = build_ranker("iterative", "random:tiny", cfg, device="cpu")
+    ranker = build_ranker("iranker", "random:tiny", cfg, device="cpu")
     texts = ["a much longer passage text", "mid length", "tiny", "the longest passage of them all, really"]
     [ranking] = ranker.rank([sample(0, texts)])
     assert ranking.skipped is None

@@ -46,13 +46,14 @@ template hash), `scoring` (score mode's likelihood-scorer inputs), `steps`
 """
 
 from components.prompts.config import (
-    ENGINES,
+    FORMER_NAMES,
     LABEL_POSITIONS,
     PROMPT_VERSION,
     ROLES,
     PromptConfig,
     PromptTooLong,
     prompt_config,
+    ranker_name,
     role_of,
 )
 from components.prompts.listwise import (
@@ -91,9 +92,9 @@ from components.prompts.text import (
 )
 
 __all__ = [
-    "CUT_MARK", "DEFANG", "ENGINES", "FORMAT_TEXT", "LABEL_POSITIONS", "PROMPT_VERSION", "ROLES", "SCENARIO_TEXT",
+    "CUT_MARK", "DEFANG", "FORMER_NAMES", "FORMAT_TEXT", "LABEL_POSITIONS", "PROMPT_VERSION", "ROLES", "SCENARIO_TEXT",
     "SCORER_TEXT", "SCORE_VERSION", "TAGS", "EliminationStep", "Prompt", "PromptConfig", "PromptTooLong",
     "ScenarioText", "ScoreInputs", "build_prompt", "build_score_inputs", "candidate_labels", "chat_head",
     "expand_elimination_steps", "make_labels", "mode_template_hash", "plain_text", "prompt_config", "reward_columns", "REWARD_COLUMNS", "RewardColumns",
-    "role_of", "router_objective", "shown_labels", "template_hash", "user_ids",
+    "ranker_name", "role_of", "router_objective", "shown_labels", "template_hash", "user_ids",
 ]

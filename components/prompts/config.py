@@ -10,17 +10,27 @@ from components.config import ConfigError, check, setting, unknown_keys
 # 3: the task and answer format come before the candidate list, so the list ends the prompt
 # 4: user text cannot forge prompt structure (`plain_text`)
 PROMPT_VERSION = "4"
-ROLES = ("dranker", "iranker")  # the two prompt roles (and training names): one per LLM ranker
+ROLES = ("dranker", "iranker")  # the two LLM rankers: one name each, to train, evaluate, register and serve
 LABEL_POSITIONS = ("before", "after")
-ENGINES = {"iranker": "iterative", "dranker": "direct"}  # prompt role -> ranker engine (components.rankers)
+# names the LLM rankers had before one name each; still read from older files and flags, never written
+FORMER_NAMES = {"direct": "dranker", "iterative": "iranker"}
+
+
+def ranker_name(name: str) -> str:
+    """A ranker's one name: a former name maps to it, every other name is returned as it is.
+
+    >>> ranker_name("iterative"), ranker_name("iranker"), ranker_name("bm25")
+    ('iranker', 'iranker', 'bm25')
+    """
+    return FORMER_NAMES.get(name, name)
 
 
 def role_of(ranker: str) -> str:
-    """The prompt role of an LLM ranker name: iterative/iranker -> iranker, direct/dranker -> dranker."""
-    for role, engine in ENGINES.items():
-        if ranker in (role, engine):
-            return role
-    raise ValueError(f"not an LLM ranker: {ranker!r}; valid: {sorted([*ENGINES, *ENGINES.values()])}")
+    """The LLM ranker `ranker` names (a former name included); a ValueError for any other name."""
+    name = ranker_name(ranker)
+    if name not in ROLES:
+        raise ValueError(f"not an LLM ranker: {ranker!r}; valid: {list(ROLES)}")
+    return name
 
 
 class PromptTooLong(ValueError):

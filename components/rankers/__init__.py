@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from components.models import ModelSource
-from components.prompts import ENGINES
+from components.prompts import FORMER_NAMES, ranker_name
 from components.rankers.base import LLM_RANKERS, MODES, LLMRankerConfig, Ranker
 from components.rankers.baselines import BM25Ranker, DenseRanker, IdentityRanker, RandomRanker
 from components.rankers.direct import DirectRanker
@@ -21,8 +21,8 @@ from components.rankers.window import (CapacityError, SlidingWindowRanker, check
                                        window_cost)
 
 RANKERS = {
-    "direct": DirectRanker,
-    "iterative": IterativeRanker,
+    "dranker": DirectRanker,
+    "iranker": IterativeRanker,
     "random": RandomRanker,
     "identity": IdentityRanker,
     "bm25": BM25Ranker,
@@ -38,9 +38,9 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
                  device: str | None = None, dtype: str | None = None, seed: int = 0,
                  loaded: tuple | None = None) -> Ranker:
     """A ranker by registry name; `loaded` = (model, tokenizer) reuses an already loaded model."""
-    key = ENGINES.get(name, name)
+    key = ranker_name(name)  # a former name (iterative, direct) still reads
     if key not in RANKERS:
-        raise UnknownRankerError(f"unknown ranker {name!r}; valid rankers: {sorted(RANKERS)} (aliases: {ENGINES})")
+        raise UnknownRankerError(f"unknown ranker {name!r}; valid rankers: {sorted(RANKERS)}")
     if key == "random":
         return RandomRanker(seed)
     if key == "dense":
@@ -79,6 +79,6 @@ def model_identity(spec: str, ranker: str, config: LLMRankerConfig, tokenizer) -
     return identity(model_fingerprint(spec), ranker, config.mode, config.prompt, config.scorers, tokenizer)
 
 
-__all__ = ["ENGINES", "LLM_RANKERS", "MODES", "RANKERS", "CapacityError", "LLMRankerConfig", "Ranker", "SavedConfigMismatch",
+__all__ = ["FORMER_NAMES", "LLM_RANKERS", "MODES", "RANKERS", "CapacityError", "LLMRankerConfig", "Ranker", "SavedConfigMismatch",
            "RankerSpec", "SlidingWindowRanker", "UnknownRankerError", "build_ranker", "check_capacity",
            "model_identity", "needs_window", "window_cost"]

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from components.config.sections import window_problem
-from components.prompts import PromptConfig, chat_head
+from components.prompts import ROLES, PromptConfig, chat_head
 from components.schema import Ranking, RankingSample
 
 MODES = ("reasoning", "fast", "score")
-LLM_RANKERS = ("direct", "iterative")
+LLM_RANKERS = ROLES  # the LLM rankers' names are the prompt roles
 Progress = Callable[[int, int], None]  # (model calls done in this update, samples finished in this update)
 
 

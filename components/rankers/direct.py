@@ -22,7 +22,7 @@ from components.schema import Ranking, RankingSample, RankingStep
 
 
 class DirectRanker(LLMRanker):
-    name = "direct"
+    name = "dranker"
 
     def rank(self, samples: Sequence[RankingSample], progress: Progress | None = None) -> list[Ranking]:
         if self.config.mode == "score":

@@ -45,7 +45,7 @@ class _State:
 
 
 class IterativeRanker(LLMRanker):
-    name = "iterative"
+    name = "iranker"
 
     def _prompt(self, state: _State):
         return build_prompt(state.sample, "iranker", self.backend.tok, self.prompt_cfg, remaining=state.remaining)

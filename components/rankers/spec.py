@@ -18,7 +18,7 @@ from typing import Any
 
 from components.io import DataError, load_json, write_text
 from components.models import RANKER_CONFIG, ModelSource
-from components.prompts import ENGINES, PromptConfig, prompt_config, role_of
+from components.prompts import FORMER_NAMES, PromptConfig, prompt_config, ranker_name, role_of
 from components.rankers.base import LLM_RANKERS, MODES
 from components.scorers import resolve_scorers, template_hash
 
@@ -41,15 +41,22 @@ class RankerSpec:
     extra: dict[str, Any] = field(default_factory=dict)  # algo, base_model, run_id, steps: recorded, not used to rank
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ranker", ENGINES.get(self.ranker, self.ranker))
+        object.__setattr__(self, "ranker", ranker_name(self.ranker))  # a file written before the rename
         if self.ranker not in LLM_RANKERS:
-            raise ValueError(f"ranker must be one of {list(LLM_RANKERS)} (or {list(ENGINES)}), got {self.ranker!r}")
+            raise ValueError(f"ranker must be one of {list(LLM_RANKERS)} (formerly {list(FORMER_NAMES)}), "
+                             f"got {self.ranker!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
         if self.mode == "score":
             object.__setattr__(self, "scorers", resolve_scorers(self.scorers))
         elif self.scorers is not None:
             object.__setattr__(self, "scorers", None)  # only score mode has scorers
+
+    @property
+    def run_id(self) -> str | None:
+        """The training run that wrote this spec (provenance: `check_trained` matches it with run.json)."""
+        value = self.extra.get("run_id")
+        return value if isinstance(value, str) else None
 
     # ------------------------------------------------------------ the file
 
@@ -125,4 +132,4 @@ def identity(weights: str, ranker: str, mode: str, prompt: PromptConfig, scorers
     """The identity of an LLM ranker (trained or not): `weights` is the model's fingerprint."""
     scorers = resolve_scorers(scorers) if mode == "score" else None
     return {"weights": weights, "template_hash": template_hash(tokenizer, role_of(ranker), prompt, mode, scorers),
-            "ranker": ENGINES.get(ranker, ranker), "mode": mode, "scorers": scorers}
+            "ranker": ranker_name(ranker), "mode": mode, "scorers": scorers}

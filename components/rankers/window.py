@@ -34,7 +34,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from components.config.sections import window_problem
-from components.prompts import ENGINES
+from components.prompts import ranker_name
 from components.rankers.base import LLM_RANKERS, LLMRankerConfig, Progress
 from components.schema import LISTWISE_CAPACITY, Ranking, RankingSample
 
@@ -176,7 +176,7 @@ def check_capacity(samples_by_task: Mapping[str, Sequence[RankingSample]], ranke
     problem = window_problem(window, stride)
     if problem:
         raise CapacityError(problem)
-    key = ENGINES.get(ranker, ranker)
+    key = ranker_name(ranker)
     if key not in LLM_RANKERS or window:
         return
     mode = mode or LLMRankerConfig.mode

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from components.io import DataError, load_json, write_json
-from components.models import RANKER_CONFIG
+from components.rankers.spec import RankerSpec
 from components.training.checkpoints import list_checkpoints, read_checkpoint
 from components.training.config import TrainConfig
 
@@ -238,8 +238,8 @@ def check_trained(final: Path) -> None:
     record = RunRecord.read(out)
     if record is None:
         return
-    saved = load_json(final / RANKER_CONFIG) if (final / RANKER_CONFIG).exists() else {}
-    run_id = saved.get("run_id") if isinstance(saved, dict) else None
+    saved = RankerSpec.load(final)  # a malformed ranker_config.json is a DataError naming the file
+    run_id = saved.run_id if saved is not None else None
     how = f"finish the run (`r1ranker train --resume --output-dir {out}`) or train again (--overwrite)"
     if not record.finished:
         whose = "an earlier run's model" if run_id != record.run_id else "its model from before the last resume"

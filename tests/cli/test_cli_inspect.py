@@ -42,6 +42,15 @@ def test_render_remaining_pool(sample_file):
     assert json.loads(result.output)["labels"] == {"B": ids[1], "D": ids[3]}
 
 
+@pytest.mark.parametrize("former, name", [("iterative", "iranker"), ("direct", "dranker")])
+def test_a_former_ranker_name_still_works_with_a_note(sample_file, former, name):
+    """One name per ranker: the former names (iterative, direct) give the same prompt, and a note names the one."""
+    old, new = (run("render", "--sample", str(sample_file), "--ranker", r) for r in (former, name))
+    assert old.exit_code == new.exit_code == 0, old.output
+    assert json.loads(old.stdout) == json.loads(new.stdout)
+    assert f"--ranker {former} is now --ranker {name}" in old.stderr and "note" not in new.stderr
+
+
 def test_score_prints_parse_rewards_and_total(sample_file, tmp_path):
     first = json.loads(sample_file.read_text().splitlines()[0])
     ids = [c["id"] for c in first["candidates"]]

@@ -83,7 +83,7 @@ def test_evaluate_and_train_without_flags_are_the_stages(tmp_path_factory, monke
     cli_summary = json.loads(Path("artifacts/eval-cli/summary.json").read_text())
     assert cli_summary == json.loads(Path("artifacts/eval-stage/summary.json").read_text())
     assert set(cli_summary) == {"candidate", "random"} and cli_summary["candidate"]["passage-5"]["n"] == 4  # tiny: limit 4
-    assert not Path("artifacts/eval/iterative-score").exists()  # not the one-system evaluation
+    assert not Path("artifacts/eval/iranker-score").exists()  # not the one-system evaluation
     limited = runner.invoke(app, ["evaluate", *tiny, "--limit", "2", "--out", "artifacts/eval-2"])
     assert limited.exit_code == 0 and json.loads(Path("artifacts/eval-2/summary.json").read_text())["candidate"]["passage-5"]["n"] == 2
 

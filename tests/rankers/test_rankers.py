@@ -26,7 +26,7 @@ def p5(prepared):
 
 def iterative(tiny, **cfg):
     model, tok = tiny
-    return build_ranker("iterative", config=LLMRankerConfig(**cfg), loaded=(model, tok))
+    return build_ranker("iranker", config=LLMRankerConfig(**cfg), loaded=(model, tok))
 
 
 def test_eliminated_order_reversed_is_the_ranking(tiny, p5):
@@ -72,7 +72,7 @@ def test_gold_surviving_to_the_end_ranks_first(tiny, p5):
 def test_fast_mode_is_always_valid(tiny, prepared):
     out, _ = prepared
     samples = read_samples(out / "passage-9" / "test.jsonl")[:4] + read_samples(out / "router-cost" / "test.jsonl")[:2]
-    for ranker in (iterative(tiny, mode="fast"), build_ranker("direct", config=LLMRankerConfig(mode="fast"), loaded=tiny)):
+    for ranker in (iterative(tiny, mode="fast"), build_ranker("dranker", config=LLMRankerConfig(mode="fast"), loaded=tiny)):
         for sample, r in zip(samples, ranker.rank(samples)):
             assert not r.repaired and r.skipped is None
             assert sorted(r.order) == sorted(sample.candidate_ids)
@@ -120,7 +120,7 @@ def test_prefix_cache_defaults_on_for_cpu_only(tiny):
 
 
 def test_direct_fast_mode_ranks_the_same_one_by_one(tiny, p5):
-    direct = [build_ranker("direct", config=LLMRankerConfig(mode="fast", prefix_cache=flag), loaded=tiny).rank(p5[:5])
+    direct = [build_ranker("dranker", config=LLMRankerConfig(mode="fast", prefix_cache=flag), loaded=tiny).rank(p5[:5])
               for flag in (False, True)]
     assert [r.order for r in direct[0]] == [r.order for r in direct[1]]
 
@@ -143,7 +143,7 @@ def test_reasoning_mode_counts_invalid_steps(tiny, p5):
 
 
 def test_direct_reasoning_completes_missing_in_input_order(tiny, p5):
-    r = build_ranker("direct", config=LLMRankerConfig(mode="reasoning", max_new_tokens=4), loaded=tiny).rank(p5[:1])[0]
+    r = build_ranker("dranker", config=LLMRankerConfig(mode="reasoning", max_new_tokens=4), loaded=tiny).rank(p5[:1])[0]
     assert r.repaired and list(r.order) == p5[0].candidate_ids  # nothing parsed: input order
 
 
@@ -200,8 +200,8 @@ def test_an_llm_ranker_knows_what_it_is(tmp_path):
     from components.serving import save_weights
 
     fast = build_ranker("iranker", model="random:tiny", config=LLMRankerConfig(mode="fast"))
-    score = build_ranker("iterative", model="random:tiny", config=LLMRankerConfig(mode="score"))
-    assert fast.identity["ranker"] == "iterative" and fast.identity["mode"] == "fast" and fast.identity["scorers"] is None
+    score = build_ranker("iranker", model="random:tiny", config=LLMRankerConfig(mode="score"))
+    assert fast.identity["ranker"] == "iranker" and fast.identity["mode"] == "fast" and fast.identity["scorers"] is None
     assert score.identity["scorers"]["passage"] == "query-likelihood"
     assert fast.identity["template_hash"] != score.identity["template_hash"]
     folder = save_weights("random:tiny", tmp_path / "weights")

@@ -105,20 +105,20 @@ def test_pointer_batched_equals_one_at_a_time_and_cached_equals_uncached(tiny, s
     assert reused > 0 and torch.allclose(cached, uncached, atol=1e-4)
 
 
-@pytest.mark.parametrize("ranker", ["iterative", "direct"])
+@pytest.mark.parametrize("ranker", ["iranker", "dranker"])
 def test_score_mode_rankings_are_full_permutations(tiny, samples, ranker):
     r = build_ranker(ranker, config=LLMRankerConfig(mode="score", prompt=CFG), loaded=tiny)
     r.backend.score_head = random_head(tiny[0])
     for task, ss in samples.items():
         for s, ranking in zip(ss, r.rank(ss)):
             assert ranking.skipped is None and sorted(ranking.order) == sorted(s.candidate_ids), task
-            pointer_iranker = ranker == "iterative" and task.startswith("router")
+            pointer_iranker = ranker == "iranker" and task.startswith("router")
             assert len(ranking.steps) == (len(s.candidates) - 1 if pointer_iranker else 1)  # context-free: one pass
 
 
 def test_iranker_pointer_cached_and_batched_rank_the_same(tiny, samples):
     ss = samples["router-performance"]
-    r = build_ranker("iterative", config=LLMRankerConfig(mode="score", prompt=CFG), loaded=tiny)
+    r = build_ranker("iranker", config=LLMRankerConfig(mode="score", prompt=CFG), loaded=tiny)
     r.backend.score_head = random_head(tiny[0])
     cached = r.rank(ss)
     r.backend.device = "cuda-like"  # not CPU: the batched path a GPU takes (the model stays on the CPU)
@@ -129,7 +129,7 @@ def test_iranker_pointer_cached_and_batched_rank_the_same(tiny, samples):
 
 def test_context_free_iranker_order_is_sorting_by_score(tiny, samples):
     s = samples["passage-5"][0]
-    r = build_ranker("iterative", config=LLMRankerConfig(mode="score", prompt=CFG), loaded=tiny)
+    r = build_ranker("iranker", config=LLMRankerConfig(mode="score", prompt=CFG), loaded=tiny)
     scores = dict(zip(s.candidate_ids, scores_of(get_scorer("query-likelihood"), tiny, s, s.candidate_ids).tolist()))
     assert list(r.rank([s])[0].order) == sorted(s.candidate_ids, key=lambda c: -scores[c])
 
@@ -145,7 +145,7 @@ def test_unknown_scorer_lists_the_valid_ones():
 def test_a_sample_that_cannot_fit_the_scorer_budget_is_a_counted_skip(tiny, samples):
     s = samples["passage-5"][0]
     long_query = dataclasses.replace(s, sample_id="long", query="word " * 400)
-    r = build_ranker("iterative", config=LLMRankerConfig(mode="score", prompt=PromptConfig(max_prompt_tokens=128)),
+    r = build_ranker("iranker", config=LLMRankerConfig(mode="score", prompt=PromptConfig(max_prompt_tokens=128)),
                      loaded=tiny)
     out = r.rank([long_query, s])
     assert out[0].skipped and "prompt too long" in out[0].skipped and out[0].order == ()

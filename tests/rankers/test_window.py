@@ -39,7 +39,7 @@ def tiny():
     return load_model("random:tiny", device="cpu", seed=0)
 
 
-@pytest.mark.parametrize("name", ["iterative", "direct"])
+@pytest.mark.parametrize("name", ["iranker", "dranker"])
 def test_real_ranker_in_windows_gives_a_full_permutation(tiny, name):
     sample = make_sample(60, gold=37)
     ranker = build_ranker(name, config=LLMRankerConfig(mode="fast", window=20, stride=10), loaded=tiny)
@@ -114,18 +114,18 @@ def test_needs_window():
 def test_check_capacity():
     by_task = {"trec-dl19": [make_sample(10, sid="ok"), make_sample(30, sid="X", task="trec-dl19")]}
     with pytest.raises(CapacityError) as err:
-        check_capacity(by_task, "iterative", "fast", None, None)
+        check_capacity(by_task, "iranker", "fast", None, None)
     msg = str(err.value)
     assert "26" in msg and "--window" in msg and "trec-dl19" in msg and "X" in msg and "30 candidates" in msg
     check_capacity(by_task, "iranker", "fast", None, 20)
-    check_capacity(by_task, "iterative", "score", None, None)  # passage default: query-likelihood, context free
+    check_capacity(by_task, "iranker", "score", None, None)  # passage default: query-likelihood, context free
     check_capacity(by_task, "bm25", None, None, None)
     with pytest.raises(CapacityError, match="pointer"):
-        check_capacity(by_task, "direct", "score", {"passage": "pointer"}, 0)
+        check_capacity(by_task, "dranker", "score", {"passage": "pointer"}, 0)
     with pytest.raises(CapacityError, match="26"):
-        check_capacity(by_task, "iterative", "fast", None, 27)
+        check_capacity(by_task, "iranker", "fast", None, 27)
     with pytest.raises(CapacityError, match="stride"):
-        check_capacity(by_task, "iterative", "fast", None, 20, stride=20)
+        check_capacity(by_task, "iranker", "fast", None, 20, stride=20)
 
 
 def test_config_validates_window():
@@ -154,7 +154,7 @@ def test_over_capacity_fails_in_the_cli_before_the_model_loads(tmp_path, monkeyp
     folder = tmp_path / "samples"
     write_jsonl(folder / "long.jsonl", [make_sample(30, sid="long", task="long-list").to_dict()])
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["evaluate", "--ranker", "iterative", "--mode", "fast", "--model",
+    result = CliRunner().invoke(app, ["evaluate", "--ranker", "iranker", "--mode", "fast", "--model",
                                       "random:tiny", "--samples", str(folder), "--window", "0",
                                       "--out", str(out), "--params", str(ROOT / "params.yaml")])
     assert result.exit_code == 1, result.output

@@ -62,7 +62,7 @@ def test_expected_reward_two_steps_change_parameters_and_log_health(prepared, tm
     h = health[0]  # the argmax label's reward lies between the batch's worst and best, as a mean of picks
     assert 0.0 <= h["reward/greedy_mean"] <= 1.2 and any(k.startswith("reward/greedy_over_uniform/") for k in h)
     meta = json.loads((Path(summary["final"]) / "ranker_config.json").read_text())
-    assert meta["ranker"] == "iterative" and meta["mode"] == "fast" and len(meta["template_hash"]) == 12
+    assert meta["ranker"] == "iranker" and meta["mode"] == "fast" and len(meta["template_hash"]) == 12
 
 
 def test_expected_reward_under_bf16_autocast_keeps_fp32_weights(prepared, tmp_path):
