@@ -68,7 +68,7 @@ def main() -> None:
     model, tok = load_model(args.model, dtype=args.dtype)
     cfg = PromptConfig(max_prompt_tokens=args.max_prompt_tokens)
     text = SCORER_TEXT["candidate-likelihood"]
-    empty = user_ids(tok, text["before"]) + user_ids(tok, text["after"])  # the wording with no history items
+    empty = user_ids(tok, text.before) + user_ids(tok, text.after)  # the wording with no history items
     prior: dict[str, float] = {}  # context-free score by title: the same for every user
     report, started = {}, time.perf_counter()
     for task in tasks:

@@ -10,6 +10,7 @@ import typer
 
 from cli.core import ParamsOpt, ProfileOpt, SetOpt, VerboseOpt, app, command, one_ranker_name, scorer_flags, split_csv
 from cli.views import console, err_console, print_report, print_train_step
+from components.scorers import scorers_help
 
 
 @app.command()
@@ -24,9 +25,8 @@ def evaluate(
              "or reasoning (generate <think> + <answer>). A trained model ranks in the mode it was trained in: "
              "the default reads it, a contradicting value is an error.")] = None,
     scorer: Annotated[Optional[list[str]], typer.Option(
-        "--scorer", help="Score mode: SCENARIO=NAME or TASK=NAME (repeatable), e.g. --scorer rec=pointer. Scorers: "
-                         "query-likelihood, candidate-likelihood, pointer; defaults: passage/custom query-likelihood, "
-                         "rec candidate-likelihood, router pointer.")] = None,
+        "--scorer", help=f"Score mode: SCENARIO=NAME or TASK=NAME (repeatable), e.g. --scorer rec=pointer; "
+                         f"{scorers_help()}.")] = None,
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Tasks (repeatable or comma-separated); default: evaluate.tasks for the stage, all found for one system.")] = None,
     split: Annotated[str, typer.Option(help="Which split to evaluate.")] = "test",
     limit: Annotated[Optional[int], typer.Option(help="First N samples per task (the stage: evaluate.limit; one system: all).")] = None,

@@ -64,6 +64,38 @@ def test_a_scorer_declares_its_head_and_the_template_hash_follows(monkeypatch, t
     assert hashes[0] != hashes[1]
 
 
+def test_a_text_scorer_is_its_wording_and_one_registry_line(monkeypatch, tokenizer):
+    """A likelihood scorer with its own wording is one `LikelihoodScorer(name, ScorerText(...))` and one registry
+    line. It ranks; registering it changes no existing model's template hash; its wording is in the hash of a
+    model that uses it."""
+    from components.prompts import PromptConfig, ScorerText, build_score_inputs, user_ids
+
+    def hash_of(chosen):
+        return scorers.template_hash(tokenizer, "iranker", PromptConfig(), "score", scorers.resolve_scorers(chosen))
+
+    default_hash = hash_of(None)
+    text = ScorerText("Text: ", "\nA question this text answers:", " {query}")
+    monkeypatch.setitem(scorers.SCORERS, "answer-likelihood", scorers.LikelihoodScorer("answer-likelihood", text))
+    assert hash_of(None) == default_hash
+    inputs = build_score_inputs(sample(0, ["alpha", "beta"]), text, tokenizer)
+    assert inputs.contexts[0][: len(user_ids(tokenizer, "Text: "))] == user_ids(tokenizer, "Text: ")
+    cfg = LLMRankerConfig(mode="score", scorers={"passage": "answer-likelihood"}, batch_size=2)
+    [ranking] = build_ranker("iranker", "random:tiny", cfg, device="cpu").rank([sample(1, ["a b", "c d", "e f"])])
+    assert ranking.skipped is None and sorted(ranking.order) == ["c0", "c1", "c2"]
+    used = hash_of({"passage": "answer-likelihood"})
+    reworded = ScorerText("Passage text: ", "\nA question this text answers:", " {query}")
+    monkeypatch.setitem(scorers.SCORERS, "answer-likelihood", scorers.LikelihoodScorer("answer-likelihood", reworded))
+    assert hash_of({"passage": "answer-likelihood"}) != used and hash_of(None) == default_hash
+
+
+def test_a_scorer_wording_names_its_layout():
+    from components.prompts import ScorerText
+
+    assert ScorerText("", "", " {query}").candidate_is_context and not ScorerText("", "", "{candidate}").candidate_is_context
+    with pytest.raises(ValueError, match="exactly one of"):
+        ScorerText("", "", " no placeholder")
+
+
 def test_an_unknown_scorer_is_refused_before_any_model_loads():
     with pytest.raises(scorers.UnknownScorerError, match="shortest-first"):
         LLMRankerConfig(mode="score", scorers={"passage": "shortest-first"})

@@ -66,6 +66,7 @@ from components.prompts.listwise import (
 from components.prompts.scoring import (
     SCORE_VERSION,
     SCORER_TEXT,
+    ScorerText,
     ScoreInputs,
     build_score_inputs,
     user_ids,
@@ -94,7 +95,7 @@ from components.prompts.text import (
 __all__ = [
     "CUT_MARK", "DEFANG", "FORMER_NAMES", "FORMAT_TEXT", "LABEL_POSITIONS", "PROMPT_VERSION", "ROLES", "SCENARIO_TEXT",
     "SCORER_TEXT", "SCORE_VERSION", "TAGS", "EliminationStep", "Prompt", "PromptConfig", "PromptTooLong",
-    "ScenarioText", "ScoreInputs", "build_prompt", "build_score_inputs", "candidate_labels", "chat_head",
+    "ScenarioText", "ScoreInputs", "ScorerText", "build_prompt", "build_score_inputs", "candidate_labels", "chat_head",
     "expand_elimination_steps", "make_labels", "mode_template_hash", "plain_text", "prompt_config", "reward_columns", "REWARD_COLUMNS", "RewardColumns",
     "ranker_name", "role_of", "router_objective", "shown_labels", "template_hash", "user_ids",
 ]

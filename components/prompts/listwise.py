@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from components.prompts.config import (
     PromptConfig,
     PromptTooLong,
 )
-from components.prompts.scoring import SCORE_VERSION, SCORER_TEXT
+from components.prompts.scoring import SCORE_VERSION, SCORER_TEXT, ScorerText
 from components.prompts.text import (
     FORMAT_TEXT,
     SCENARIO_TEXT,
@@ -54,11 +55,13 @@ def _hashed_fields(cfg: PromptConfig) -> dict:
     return {k: v for k, v in cfg.__dict__.items() if k not in _LATER_FIELDS or v != fields[k].default}
 
 
-def template_hash(tokenizer, ranker: str, cfg: PromptConfig, score: dict | None = None) -> str:
+def template_hash(tokenizer, ranker: str, cfg: PromptConfig, score: dict | None = None,
+                  texts: dict[str, ScorerText] | None = None) -> str:
     """Identifies everything that shapes a prompt except the sample itself.
 
-    `score` (score mode only): the scorer per scenario or task and whether a trained head is used;
-    the scorers' wording (`SCORER_TEXT`) is hashed with it.
+    `score` (score mode only): the scorer per scenario or task and whether a trained head is used; the built-in
+    scorers' wording (`SCORER_TEXT`) is hashed with it, and `texts`, the wording of any other text scorer in use
+    (so adding a scorer changes no existing model's hash).
     """
     fields = {
         "version": PROMPT_VERSION,
@@ -70,21 +73,24 @@ def template_hash(tokenizer, ranker: str, cfg: PromptConfig, score: dict | None 
         "cfg": _hashed_fields(cfg),
     }
     if score is not None:
-        fields["score"] = {**score, "text": SCORER_TEXT, "version": SCORE_VERSION}
+        wording = {name: dataclasses.asdict(text) for name, text in {**SCORER_TEXT, **(texts or {})}.items()}
+        fields["score"] = {**score, "text": wording, "version": SCORE_VERSION}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def mode_template_hash(tokenizer, ranker: str, cfg: PromptConfig, mode: str, scorers: dict | None = None,
-                       head: bool = False) -> str:
+                       head: bool = False, texts: dict[str, ScorerText] | None = None) -> str:
     """The template hash of a ranker in `mode` (score mode: over its resolved scorers and head too).
 
-    `head`: whether any of those scorers carries a trained head. The scorers declare it (`has_head`) and sit a
-    floor above prompts, so `scorers.template_hash` is the one caller that knows it.
+    `head`: whether any of those scorers carries a trained head; `texts`: the wording of the text scorers in use.
+    The scorers declare both (`has_head`, `text`) and sit a floor above prompts, so `scorers.template_hash` is
+    the one caller that knows them.
     """
     effective = cfg.for_mode(mode)
     if mode != "score":
         return template_hash(tokenizer, ranker, effective)
-    return template_hash(tokenizer, ranker, effective, {"scorers": dict(sorted((scorers or {}).items())), "head": head})
+    return template_hash(tokenizer, ranker, effective, {"scorers": dict(sorted((scorers or {}).items())), "head": head},
+                         texts)
 
 
 def chat_head(tokenizer, cfg: PromptConfig = PromptConfig()) -> str:

@@ -9,15 +9,41 @@ from components.prompts.config import PromptConfig, PromptTooLong
 from components.schema import RankingSample
 
 SCORE_VERSION = "1"
-# The likelihood scorers' wording. Plain text, no chat template: the score is how likely the model finds
-# the continuation, and a base LM's reading of text does not need the chat format.
+
+
+@dataclass(frozen=True)
+class ScorerText:
+    """A likelihood scorer's wording: `before` + context + `after`, then the continuation whose mean
+    log-likelihood is the score. Plain text, no chat template: the score is how likely the model finds the
+    continuation, and a base LM's reading of text does not need the chat format.
+
+    The continuation names what it holds, and so the layout: `{query}` (each candidate is the context and the
+    query the continuation) or `{candidate}` (the query, a history, is one shared prefix that each candidate
+    continues: its KV cache is computed once per sample).
+    """
+
+    before: str
+    after: str
+    continuation: str
+
+    def __post_init__(self) -> None:
+        if ("{query}" in self.continuation) == ("{candidate}" in self.continuation):
+            raise ValueError(f"a scorer's continuation holds exactly one of {{query}} and {{candidate}}, "
+                             f"got {self.continuation!r}")
+
+    @property
+    def candidate_is_context(self) -> bool:
+        return "{query}" in self.continuation
+
+
+# The wording of the built-in likelihood scorers (score version 1); every score-mode template hash covers it.
 SCORER_TEXT = {
     # mean log p(query | passage): a passage that answers a question makes that question likely
-    "query-likelihood": {"before": "Passage: ", "after": "\nPlease write a question based on this passage.\nQuestion:",
-                         "continuation": " {query}"},
+    "query-likelihood": ScorerText("Passage: ", "\nPlease write a question based on this passage.\nQuestion:",
+                                   " {query}"),
     # mean log p(item | history): the history is one prefix, computed once, that every candidate continues
-    "candidate-likelihood": {"before": "A user's history, oldest first:\n",
-                             "after": "The next item this user chooses is:", "continuation": " {candidate}"},
+    "candidate-likelihood": ScorerText("A user's history, oldest first:\n", "The next item this user chooses is:",
+                                       " {candidate}"),
 }
 
 
@@ -48,24 +74,26 @@ def user_ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
 
-def build_score_inputs(sample: RankingSample, scorer: str, tokenizer, cfg: PromptConfig = PromptConfig(),
+def build_score_inputs(sample: RankingSample, scorer: str | ScorerText, tokenizer, cfg: PromptConfig = PromptConfig(),
                        remaining: Sequence[str] | None = None) -> ScoreInputs:
-    """The token ids `scorer` scores `sample`'s candidates (all, or `remaining`) with, cut to the budget.
+    """The token ids a likelihood scorer (its wording, or a built-in one's name) scores `sample`'s candidates
+    (all, or `remaining`) with, cut to the budget.
 
-    Budget: every scored sequence fits `max_prompt_tokens`. query-likelihood cuts the passage (never
-    below `min_text_tokens`); candidate-likelihood keeps the most recent `score_history_items` history
-    items (fewer, oldest dropped, when they do not fit) and cuts each candidate to
-    `score_candidate_tokens`. What cannot fit raises PromptTooLong (a counted skip).
+    Budget: every scored sequence fits `max_prompt_tokens`. With the candidate as context (query-likelihood)
+    the candidate text is cut (never below `min_text_tokens`); with the query as a shared history
+    (candidate-likelihood) the most recent `score_history_items` history items are kept (fewer, oldest
+    dropped, when they do not fit) and each candidate is cut to `score_candidate_tokens`. What cannot fit
+    raises PromptTooLong (a counted skip).
     """
-    if scorer not in SCORER_TEXT:
+    if isinstance(scorer, str) and scorer not in SCORER_TEXT:
         raise ValueError(f"scorer {scorer!r} has no text inputs; text scorers: {sorted(SCORER_TEXT)}")
-    text = SCORER_TEXT[scorer]
+    text = SCORER_TEXT[scorer] if isinstance(scorer, str) else scorer
     keep = set(sample.candidate_ids if remaining is None else remaining)
     cands = [c for c in sample.candidates if c.id in keep]
-    before, after = user_ids(tokenizer, text["before"]), user_ids(tokenizer, text["after"])
+    before, after = user_ids(tokenizer, text.before), user_ids(tokenizer, text.after)
     budget, cuts = cfg.max_prompt_tokens, 0
-    if scorer == "query-likelihood":
-        query = user_ids(tokenizer, text["continuation"].format(query=sample.query))
+    if text.candidate_is_context:
+        query = user_ids(tokenizer, text.continuation.format(query=sample.query))
         room = budget - len(before) - len(after) - len(query)
         if room < cfg.min_text_tokens:
             raise PromptTooLong(f"sample {sample.sample_id!r}: the query takes {len(query)} tokens, leaving {room} "
@@ -78,7 +106,7 @@ def build_score_inputs(sample: RankingSample, scorer: str, tokenizer, cfg: Promp
         return ScoreInputs(tuple(c.id for c in cands), [], contexts, [query] * len(cands), cuts)
     conts = []
     for c in cands:
-        ids = user_ids(tokenizer, text["continuation"].format(candidate=c.text))
+        ids = user_ids(tokenizer, text.continuation.format(candidate=c.text))
         cuts += len(ids) > cfg.score_candidate_tokens
         conts.append(ids[: cfg.score_candidate_tokens])
     lines = [line for line in sample.query.splitlines() if line.strip()] or [sample.query]

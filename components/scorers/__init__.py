@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from components.prompts import PromptConfig, PromptTooLong, mode_template_hash
+from components.prompts import SCORER_TEXT, PromptConfig, PromptTooLong, mode_template_hash
 from components.schema import RankingSample
 from components.scorers.forward import (
     PAD_STATS,
@@ -74,6 +74,12 @@ def get_scorer(name: str):
     return SCORERS[name]
 
 
+def scorers_help() -> str:
+    """The scorers and the scenario defaults, for help texts (read off the registry, so a new scorer is listed)."""
+    defaults = ", ".join(f"{scenario} {name}" for scenario, name in DEFAULT_SCORERS.items())
+    return f"scorers: {', '.join(SCORERS)}; defaults: {defaults}"
+
+
 def resolve_scorers(raw: Mapping[str, str] | None) -> dict[str, str]:
     """The scenario defaults overlaid with `raw` (keys: a scenario or a task name); names checked.
 
@@ -93,10 +99,14 @@ def has_head(scorers: Mapping[str, str] | None) -> bool:
 
 
 def template_hash(tokenizer, role: str, prompt: PromptConfig, mode: str, scorers: Mapping[str, str] | None) -> str:
-    """The template hash of a ranker role in `mode`; in score mode over its scorers and whether one has a head."""
+    """The template hash of a ranker role in `mode`; in score mode over its scorers, whether one has a head, and
+    the wording of the text scorers in use (a built-in one's is always covered, as `SCORER_TEXT`)."""
     if mode != "score":
         return mode_template_hash(tokenizer, role, prompt, mode)
-    return mode_template_hash(tokenizer, role, prompt, mode, dict(scorers or {}), head=has_head(scorers))
+    in_use = {name: get_scorer(name) for name in (scorers or {}).values()}
+    texts = {name: s.text for name, s in in_use.items()
+             if getattr(s, "text", None) is not None and s.text != SCORER_TEXT.get(name)}
+    return mode_template_hash(tokenizer, role, prompt, mode, dict(scorers or {}), head=has_head(scorers), texts=texts)
 
 
 def scorer_name(sample: RankingSample, scorers: Mapping[str, str]) -> str:
@@ -116,5 +126,5 @@ def check_sample(sample: RankingSample, scorers: Mapping[str, str], tok, cfg: Pr
 
 __all__ = ["DEFAULT_SCORERS", "HEAD_FILE", "PAD_STATS", "SCORERS", "SCORE_CHUNK", "HiddenCache", "LikelihoodScorer",
            "PadStats", "PointerScorer", "ScoreHead", "UnknownScorerError", "check_sample", "continuation_scores",
-           "get_scorer", "has_head", "hidden_states", "hidden_states_cached", "left_pad", "length_chunks", "resolve_scorers",
+           "get_scorer", "has_head", "hidden_states", "hidden_states_cached", "left_pad", "length_chunks", "resolve_scorers", "scorers_help",
            "score_rows", "scorer_name", "template_hash", "token_positions"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from components.prompts import PromptConfig, build_score_inputs
+from components.prompts import SCORER_TEXT, PromptConfig, ScorerText, build_score_inputs
 from components.schema import RankingSample
 from components.scorers.forward import continuation_scores
 
@@ -15,12 +15,14 @@ class LikelihoodScorer:
     context_free = True  # a candidate's score does not depend on the others: ranked in one pass
     has_head = False  # nothing trained beside the model's own weights
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, text: ScorerText | None = None):
+        """`text`: the scorer's wording and layout; a built-in scorer's (`SCORER_TEXT`) by default."""
         self.name = name
+        self.text = text or SCORER_TEXT[name]
 
     def check(self, sample: RankingSample, tok, cfg: PromptConfig) -> int:
         """Tokens of the longest scored sequence; raises PromptTooLong when the sample cannot fit."""
-        return build_score_inputs(sample, self.name, tok, cfg).n_tokens
+        return build_score_inputs(sample, self.text, tok, cfg).n_tokens
 
     def scores(self, model, head, tok, sample: RankingSample, remaining: Sequence[str], cfg: PromptConfig,
                use_cache: bool = True, chunk_size: int | None = None):
@@ -29,7 +31,7 @@ class LikelihoodScorer:
         Rows are computed in length-sorted chunks of at most `chunk_size` (default `SCORE_CHUNK`): see
         `continuation_scores`, which also counts padding in `PAD_STATS`.
         """
-        inputs = build_score_inputs(sample, self.name, tok, cfg, remaining)
+        inputs = build_score_inputs(sample, self.text, tok, cfg, remaining)
         scores = continuation_scores(model, inputs, tok.pad_token_id, use_cache, chunk_size)  # the sample's order
         if remaining is not None and tuple(remaining) != inputs.ids:
             where = {cid: k for k, cid in enumerate(inputs.ids)}
