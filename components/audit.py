@@ -17,6 +17,7 @@ from components.io import DataError, loads
 from components.report import EvalReport, TaskReport
 from components.schema import Ranking
 from components.suite import samples_hash
+from components.evaluation import ids_hash, load_eval_samples, measure_task
 
 TOLERANCE = 1e-9  # the same code on the same inputs: anything beyond float noise is an edit
 
@@ -88,8 +89,6 @@ def verify_evaluation(eval_dir: Path, samples_dir: Path | None = None, who: str 
 
     `samples_dir` defaults to the folder the evaluation recorded (`system.samples`).
     """
-    from components.evaluation import ids_hash, load_eval_samples, measure_task
-
     eval_dir = Path(eval_dir)
     report = EvalReport.read(eval_dir / "metrics.json")
     recorded = report.system.get("samples")

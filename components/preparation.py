@@ -17,6 +17,7 @@ from typing import Any
 from components.config import PrepareConfig
 from components.datasets import SPLITS, PreparedTask, load_task, select_tasks
 from components.io import load_json, write_json, write_jsonl
+from components.data_check import verify_data
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,6 @@ def prepare(cfg: PrepareConfig, tasks: Iterable[str] | None = None, out: Path | 
     `data_root` is checked against its `.dvc` pointer first (`data_check.verify_data`): modified files are
     refused unless `cfg.allow_modified_data`, and each task's card records what was read (`data`).
     """
-    from components.data_check import verify_data
-
     out = Path(out or cfg.out)
     names = select_tasks(cfg, tasks or cfg.select or None)
     data = verify_data(Path(data_root or cfg.data_root), cfg.allow_modified_data).record()

@@ -41,11 +41,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.audit import check_consistent, file_sha256
+from components.audit import check_consistent, file_sha256, verify_evaluation
 from components.io import loads
 from components.promotion import EVAL_ARTIFACT, Decision, PromotionConfig, PromotionRefused, check_complete, decide
 from components.report import EvalReport
 from components.tracking import with_retries
+from components.models import folder_fingerprint, load_tokenizer
+from components.prompts import prompt_config, ranker_name, role_of
+from components.rankers import LLMRankerConfig, LLM_RANKERS, RankerSpec, model_identity
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +123,6 @@ class RegistrationPlan:
 
 def _load_report(folder: Path | None, who: str, samples_dir: Path | None = None) -> EvalReport | None:
     """The evaluation in `folder`, recomputed from its rankings and samples (`audit.verify_evaluation`) first."""
-    from components.audit import verify_evaluation
-
     if folder is None:
         return None
     path = Path(folder) / "metrics.json"
@@ -132,8 +133,6 @@ def _load_report(folder: Path | None, who: str, samples_dir: Path | None = None)
 
 def evaluated_identity(report: EvalReport) -> dict:
     """The identity an evaluation recorded ({} for none); a ranker named by its former name reads as its name."""
-    from components.prompts import ranker_name
-
     recorded = dict(report.identity or {})
     if isinstance(recorded.get("ranker"), str):
         recorded["ranker"] = ranker_name(recorded["ranker"])
@@ -162,10 +161,6 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
     that contradicts them raises `SavedConfigMismatch`. An untrained model is registered as its evaluation
     ranked it (an argument that contradicts the evaluation is an `EvaluationMismatch`).
     """
-    from components.models import load_tokenizer
-    from components.prompts import prompt_config, role_of
-    from components.rankers import LLM_RANKERS, LLMRankerConfig, RankerSpec, model_identity
-
     report = _load_report(Path(eval_dir), f"model {model_spec}", samples_dir)
     check_complete(report, None, f"model {model_spec}")
     recorded = evaluated_identity(report)
@@ -202,7 +197,6 @@ def register(name: str, model_spec: str, ranker: str | None, mode: str | None, e
     import torch
 
     import components
-    from components.models import folder_fingerprint
     from components.serving import RankerModel, input_example, ranker_config, save_weights, signature
 
     # a caller that already planned (the CLI, to name the model before its MLflow run) passes it: not recomputed twice

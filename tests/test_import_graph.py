@@ -131,3 +131,35 @@ def test_no_private_name_is_imported_across_modules():
                     found += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
                               if a.name.startswith("_") and not a.name.startswith("__")]
     assert not found, "private names imported across modules:\n" + "\n".join(found)
+
+
+# where a library import inside a function is the point: `from components import Reranker` stays light
+LAZY_ON_PURPOSE = {"components/__init__.py"}
+HEAVY = ("torch", "transformers", "mlflow", "prefect", "great_expectations", "fastapi", "matplotlib", "trl", "peft")
+
+
+def heavy_at_import(module: str) -> bool:
+    """Whether a project module imports a heavy library at its top level (then importing it late is the point)."""
+    path = modules().get(module)
+    tops = [n for n in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = [a.name for n in tops if isinstance(n, ast.Import) for a in n.names] + \
+            [n.module or "" for n in tops if isinstance(n, ast.ImportFrom)]
+    return any(name.split(".")[0] in HEAVY for name in names)
+
+
+def test_the_library_imports_its_own_modules_at_the_top():
+    """Inside `components/`, a project import sits at the top of its module, where a reader sees the floors.
+    Heavy libraries (torch, MLflow, transformers) are what functions import late, and most project modules
+    import them late themselves, so their own imports cost nothing at import time; a project module that
+    imports a heavy library at its top (`serving`: mlflow.pyfunc) is imported late like one."""
+    late = []
+    for path in sorted((ROOT / "components").rglob("*.py")):
+        where = str(path.relative_to(ROOT))
+        if where in LAZY_ON_PURPOSE:
+            continue
+        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                late += [f"{where}:{node.lineno} {node.module}" for node in ast.walk(fn)
+                         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("components")
+                         and not heavy_at_import(node.module)]
+    assert not late, "project imports inside functions:\n" + "\n".join(sorted(set(late)))

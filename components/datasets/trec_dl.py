@@ -29,7 +29,7 @@ from components.datasets.common import (
     normalise_text,
     split_groups,
 )
-from components.io import DataError, load_json
+from components.io import DataError, load_json, read_text
 from components.schema import Candidate, RankingSample
 
 RUN_FILE, QRELS_FILE = "dl19_bm25_top100.json", "dl19_qrels.json"
@@ -117,8 +117,6 @@ def read_qrels(path) -> dict[str, dict[str, float]]:
 
     Told apart by content; an error names the file and line.
     """
-    from components.io import read_text
-
     text = read_text(path)
     if text.lstrip().startswith("{"):
         raw = load_json(path)

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from components.models import ModelSource
+from components.models import DEFAULT_MODEL, ModelSource, load_model, model_fingerprint, model_path
 from components.prompts import FORMER_NAMES, ranker_name
 from components.rankers.base import LLM_RANKERS, MODES, LLMRankerConfig, Ranker
 from components.rankers.baselines import BM25Ranker, DenseRanker, IdentityRanker, RandomRanker
 from components.rankers.direct import DirectRanker
 from components.rankers.iterative import IterativeRanker
 from components.rankers.spec import RankerSpec, SavedConfigMismatch, identity
-from components.scorers import resolve_scorers
+from components.scorers import ScoreHead, resolve_scorers
 from components.rankers.window import (CapacityError, SlidingWindowRanker, check_capacity, needs_window,
                                        window_cost)
+from components.rankers.backend import build_backend
 
 RANKERS = {
     "dranker": DirectRanker,
@@ -47,8 +48,6 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
         return DenseRanker(device=device)
     if key not in LLM_RANKERS:
         return RANKERS[key]()
-    from components.models import DEFAULT_MODEL, load_model, model_path
-    from components.rankers.backend import build_backend
 
     spec = model or DEFAULT_MODEL
     config = config or LLMRankerConfig()
@@ -61,8 +60,6 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
     lm, tok = loaded or load_model(spec, device=device, dtype=dtype)
     backend = build_backend(lm, tok, model_path(spec))
     if config.mode == "score":
-        from components.scorers import ScoreHead
-
         folder = spec if ModelSource.parse(spec).kind == "local" else None
         backend.score_head = ScoreHead.load(folder, lm.config.hidden_size, backend.device)
     ranker = RANKERS[key](backend, config)
@@ -74,8 +71,6 @@ def build_ranker(name: str, model: str | None = None, config: LLMRankerConfig | 
 
 def model_identity(spec: str, ranker: str, config: LLMRankerConfig, tokenizer) -> dict:
     """What an evaluation of an LLM ranker was an evaluation of: weights, prompt template, ranker, mode, scorers."""
-    from components.models import model_fingerprint
-
     return identity(model_fingerprint(spec), ranker, config.mode, config.prompt, config.scorers, tokenizer)
 
 

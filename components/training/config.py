@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.config import ConfigError, check, setting, unknown_keys
-from components.models import DEFAULT_MODEL
+from components.models import DEFAULT_MODEL, ModelSource, gguf_folder, pick_dtype
 from components.prompts import ROLES, PromptConfig
-from components.rewards import build_rewards
+from components.rewards import DEFAULT_REWARDS, build_rewards
 from components.schema import SCENARIOS
+from components.scorers import UnknownScorerError, resolve_scorers, template_hash
 
 ALGOS = ("grpo", "expected-reward")
 TRAIN_MODES = ("score", "fast")  # what the expected-reward trainer's policy reads (components.scorers)
@@ -35,8 +36,6 @@ def autocast_dtype(cfg: "TrainConfig", device) -> Any:
     auto follows inference's rule (`models.pick_dtype`): bf16 on CUDA and on CPUs with AMX, not for random models.
     """
     import torch
-
-    from components.models import ModelSource, pick_dtype
 
     if cfg.autocast == "off":
         return None
@@ -138,7 +137,6 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check("", self._problems(), TrainingConfigError)
-        from components.scorers import resolve_scorers
 
         object.__setattr__(self, "scorers", resolve_scorers(self.scorers))
 
@@ -206,7 +204,6 @@ class TrainConfig:
                             f"mode), got {self.mode!r}")
         if self.score_tau <= 0:
             problems.append(f"score_tau must be > 0, got {self.score_tau}")
-        from components.scorers import UnknownScorerError, resolve_scorers
 
         try:
             resolve_scorers(self.scorers)
@@ -229,8 +226,6 @@ class TrainConfig:
 
     @property
     def reward_spec(self) -> dict[str, dict[str, Any]]:
-        from components.rewards import DEFAULT_REWARDS
-
         return self.rewards or DEFAULT_REWARDS[self.ranker]
 
     @property
@@ -246,8 +241,6 @@ class TrainConfig:
     @property
     def template_hash_of(self):
         """template hash for a tokenizer: the prompt this config trains, in its mode (and scorers)."""
-        from components.scorers import template_hash
-
         return lambda tok: template_hash(tok, self.ranker, self.prompt, self.ranking_mode, self.scorers)
 
 
@@ -291,8 +284,6 @@ def build_train_config(raw: dict[str, Any] | None, prompt: PromptConfig, rewards
 
 def model_context(spec: str) -> int:
     """The model's context length, read without loading weights."""
-    from components.models import ModelSource, gguf_folder
-
     source = ModelSource.parse(spec)
     if source.kind == "random":
         return 4096

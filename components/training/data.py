@@ -17,6 +17,7 @@ from components.prompts import REWARD_COLUMNS, build_prompt, expand_elimination_
 from components.rewards import build_rewards
 from components.schema import RankingSample
 from components.training.config import TrainConfig, TrainingConfigError
+from components.scorers import check_sample
 
 
 def load_train_samples(cfg: TrainConfig) -> list[RankingSample]:
@@ -65,8 +66,6 @@ def build_rows(samples: Sequence[RankingSample], cfg: TrainConfig, tokenizer) ->
         else:
             pools = [tuple(s.candidate_ids)]
         if score_mode:
-            from components.scorers import check_sample
-
             check_sample(s, cfg.scorers, tokenizer, cfg.prompt)  # PromptTooLong now, not mid-training
         for remaining in pools:
             if score_mode:  # the scorer reads the sample itself; the columns are aligned with the listing order

@@ -27,6 +27,7 @@ from components.training.data import exclusion_table, split_train, validation_ro
 from components.training.monitors import HealthMonitor, diverged, first_non_finite
 from components.training.policy import load_policy, objective_loss, save_final
 from components.training.runs import finish_run, start_run
+from components.rankers.backend import ANSWER_OPEN, TransformersBackend
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,6 @@ class ExpectedRewardTrainer:
 
     def _setup_rows(self, samples, held) -> None:
         """Training and held-out rows, each row's reward per label, and (fast mode) the labels' tokens."""
-        from components.rankers.backend import TransformersBackend
-
         cfg = self.cfg
         self.rows = build_rows(samples, cfg, self.tok)
         if not self.rows:
@@ -175,8 +174,6 @@ class ExpectedRewardTrainer:
 
     def label_logits(self, batch_rows, adapter_on: bool = True):
         """Fast mode: the next-token logits after `<answer>`, [batch, vocab] in fp32."""
-        from components.rankers.backend import ANSWER_OPEN
-
         with self._autocast():
             enc = self.tok([r["prompt"] + ANSWER_OPEN for r in batch_rows], return_tensors="pt", padding=True,
                            add_special_tokens=False).to(self.device)

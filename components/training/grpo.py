@@ -20,6 +20,7 @@ from components.training.data import build_rows, load_train_samples
 from components.training.monitors import HealthMonitor, ParseStats, ParseStatsReward, diverged, first_non_finite
 from components.training.policy import lora_config, save_final
 from components.training.runs import RUN_ID_FILE, RunRecord, check_resume, finish_run, start_run
+from components.models import load_model, model_path, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ def train_grpo(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) 
     out = Path(cfg.output_dir)
     # read-only, in every process: another run's checkpoint is refused before the model loads
     resumed = check_resume(cfg) if resume else None
-    from components.models import load_model, model_path, pick_device
 
     model, tok = load_model(cfg.model, device=cfg.device, seed=cfg.seed, for_training=True)
     # TRL builds its frozen reference model from a path: give it one (random models are saved first)

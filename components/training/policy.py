@@ -7,12 +7,12 @@ from typing import Any
 
 from components.rankers.spec import RankerSpec
 from components.training.config import LoraSettings, TrainConfig
+from components.io import atomic_dir
+from components.models import load_model
 
 
 def load_policy(cfg: TrainConfig):
     """(model, tokenizer), with LoRA adapters when enabled."""
-    from components.models import load_model
-
     model, tok = load_model(cfg.model, device=cfg.device, seed=cfg.seed, for_training=True)
     model.train()
     if cfg.gradient_checkpointing:
@@ -45,8 +45,6 @@ def save_final(model, tok, cfg: TrainConfig, out: Path, extra: dict[str, Any], h
     The spec records how the model ranks (ranker, mode, scorers, prompt, template hash): evaluation, registration
     and serving read it once, and a flag that contradicts it is an error.
     """
-    from components.io import atomic_dir
-
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     spec = RankerSpec(ranker=cfg.ranker, mode=cfg.ranking_mode, template_hash=cfg.template_hash_of(tok), prompt=cfg.prompt,
