@@ -29,9 +29,8 @@ from components.schema import Candidate, MAX_CANDIDATES, RankingSample, SCENARIO
 from components.models import (
     ModelSource, ensure_model_folder, folder_fingerprint, load_model, load_tokenizer, pick_device, pick_dtype,
 )
-from components.prompts import PromptConfig, role_of
+from components.prompts import PromptConfig
 from components.rankers import LLMRankerConfig, RankerSpec, build_ranker
-from components.scorers import template_hash
 from components.tracking import configure
 
 LABEL_SCHEME = "letters"
@@ -89,22 +88,22 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         cfg = dict(context.model_config)
         self.cfg = cfg
         path = context.artifacts["model"]
+        spec = RankerSpec.from_dict(cfg, f"the registered model config of {path}")  # how it ranks, read once
         check_packaged(Path(path), cfg.get("fingerprint"))
         tok = load_tokenizer(path)
-        prompt = PromptConfig(**cfg["prompt"])
-        role = role_of(cfg["ranker"])
-        found = template_hash(tok, role, prompt, cfg["mode"], cfg.get("scorers"))
-        if found != cfg["template_hash"]:
+        found = spec.hash_with(tok)
+        if found != spec.template_hash:
             raise _invalid(f"template hash {found} of the packaged tokenizer differs from the registered "
-                           f"{cfg['template_hash']}: this model would be served with another prompt than it was evaluated with")
+                           f"{spec.template_hash}: this model would be served with another prompt than it was evaluated with")
         from transformers import AutoModelForCausalLM
 
         device = pick_device(None)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device).eval()
-        ranker_cfg = LLMRankerConfig(mode=cfg["mode"], max_new_tokens=cfg["max_new_tokens"],
-                                     batch_size=cfg["batch_size"], prompt=prompt, scorers=cfg.get("scorers") or {})
+        ranker_cfg = LLMRankerConfig(mode=spec.mode, max_new_tokens=spec.extra.get("max_new_tokens", 256),
+                                     batch_size=spec.extra.get("batch_size", 8), prompt=spec.prompt or PromptConfig(),
+                                     scorers=spec.scorers or {})
         # model=path: the score head (pointer) is read from the packaged weights folder
-        self.ranker = build_ranker(cfg["ranker"], model=path, config=ranker_cfg, loaded=(model, tok))
+        self.ranker = build_ranker(spec.ranker, model=path, config=ranker_cfg, loaded=(model, tok))
 
     def _samples(self, model_input) -> list:
         records = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)

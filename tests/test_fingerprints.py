@@ -70,3 +70,43 @@ def test_register_refuses_an_evaluation_whose_model_config_changed_afterwards(fo
     assert result.exit_code == 1, result.output
     assert "is an evaluation of another model than" in " ".join(result.output.split())
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def _context(folder: Path, **change):
+    """What MLflow hands `RankerModel.load_context`: the registered model config and the packaged folder."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from components.models import load_tokenizer
+    from components.prompts import PromptConfig
+    from components.rankers import RankerSpec
+    from components.serving import ranker_config
+
+    thash = RankerSpec(ranker="iranker", mode="fast").hash_with(load_tokenizer(str(folder)))
+    cfg = ranker_config("iranker", "fast", thash, dataclasses.asdict(PromptConfig()),
+                        fingerprint=folder_fingerprint(folder))
+    return SimpleNamespace(model_config={**cfg, **change}, artifacts={"model": str(folder)})
+
+
+@pytest.mark.parametrize("ranker", ["iranker", "iterative"])  # registered before each ranker had one name: same
+def test_serving_reads_the_registered_ranker_spec_once(folder, ranker):
+    from components.serving import RankerModel
+
+    model = RankerModel()
+    model.load_context(_context(folder, ranker=ranker))
+    assert model.ranker.name == "iranker" and model.ranker.config.mode == "fast"
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"prompt": {"no_such_key": 1}}, "registered model config.*no_such_key"),
+    ({"mode": 3}, "registered model config.*mode: expected a string"),
+    ({"template_hash": "000000000000"}, "another prompt than it was evaluated with"),
+])
+def test_serving_refuses_a_registered_config_it_cannot_stand_behind(folder, change, error):
+    from mlflow.exceptions import MlflowException
+
+    from components.io import DataError
+    from components.serving import RankerModel
+
+    with pytest.raises((DataError, MlflowException), match=error):
+        RankerModel().load_context(_context(folder, **change))

@@ -29,7 +29,7 @@ class SavedConfigMismatch(ValueError):
 
 @dataclass(frozen=True)
 class RankerSpec:
-    """How a model ranks: ranker (engine name), mode, scorers (score mode), prompt, template hash, head."""
+    """How a model ranks: ranker (iranker or dranker), mode, scorers (score mode), prompt, template hash, head."""
 
     ranker: str
     mode: str
@@ -121,6 +121,10 @@ class RankerSpec:
             if diff:
                 raise SavedConfigMismatch(f"{where} was trained with scorers {self.scorers}; {diff} contradicts them")
         return self
+
+    def hash_with(self, tokenizer) -> str:
+        """The template hash this spec's prompt has with `tokenizer` (serving compares it with `template_hash`)."""
+        return template_hash(tokenizer, self.ranker, self.prompt or PromptConfig(), self.mode, self.scorers)
 
     def identity(self, weights: str, tokenizer) -> dict[str, Any]:
         """What an evaluation of this ranker is an evaluation of: weights, prompt template, ranker, mode, scorers."""
