@@ -217,18 +217,17 @@ def register(
     from components.tracking import configure, stage_run
 
     with command(params, profile=profile, sets=overrides, verbose=verbose) as conf:
-        prompt = dataclasses.asdict(conf.prompts)
         if Path(model).is_dir():  # a trained folder whose run crashed, or another run's, is never registered
             from components.training.runs import check_trained
 
             check_trained(Path(model))
         # before any MLflow work: a flag that contradicts the model, or an evaluation of another model, is an error
-        plan = plan_registration(model, ranker, mode, eval_dir, prompt, scorer_flags(scorer), base_eval, samples)
+        plan = plan_registration(model, ranker, mode, eval_dir, conf.prompts, scorer_flags(scorer), base_eval, samples)
         name = name or conf.params.register.name or role_of(plan.ranker)
         uri = configure()
         with stage_run("register", config={"model": model, "ranker": plan.ranker, "mode": plan.mode, "name": name,
-                                           "prompts": prompt, "identity": plan.identity}):
-            version = run_register(name, model, ranker, mode, eval_dir, prompt, scorers=scorer_flags(scorer),
+                                           "prompts": dataclasses.asdict(plan.prompt), "identity": plan.identity}):
+            version = run_register(name, model, ranker, mode, eval_dir, conf.prompts, scorers=scorer_flags(scorer),
                                    base_eval_dir=base_eval, samples_dir=samples, plan=plan)
     console.print(f"registered [bold]{name}[/] version {version} as @challenger ({uri}); next: r1ranker promote --name {name}")
 

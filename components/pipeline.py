@@ -226,9 +226,8 @@ def register_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     config = {"name": name, "model": str(final), "mode": cfg.ranking_mode, "register": dataclasses.asdict(reg), "profile": params.profile}
     with stage_run("register", config=config, parent_run_id=parent_run_id) as run:
         base = Path(ev.out) / "base" if "base" in ev.references else None  # the base rule of promotion
-        version = register(name, str(final), cfg.ranker, cfg.ranking_mode, eval_dir,
-                           dataclasses.asdict(cfg.prompt), tags={"profile": str(params.profile)}, scorers=cfg.scorers,
-                           base_eval_dir=base)
+        version = register(name, str(final), cfg.ranker, cfg.ranking_mode, eval_dir, cfg.prompt,
+                           tags={"profile": str(params.profile)}, scorers=cfg.scorers, base_eval_dir=base)
         decision = promote(name, reg)
         run_id = run.info.run_id
     result = {"name": name, "version": version, **decision_dict(decision), "mlflow_run_id": run_id,

@@ -39,7 +39,6 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from components.audit import check_consistent, file_sha256, verify_evaluation
 from components.io import loads
@@ -47,7 +46,7 @@ from components.promotion import EVAL_ARTIFACT, Decision, PromotionConfig, Promo
 from components.report import EvalReport
 from components.tracking import with_retries
 from components.models import folder_fingerprint, load_tokenizer
-from components.prompts import prompt_config, ranker_name, role_of
+from components.prompts import PromptConfig, ranker_name, role_of
 from components.rankers import LLMRankerConfig, LLM_RANKERS, RankerSpec, model_identity
 
 log = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ class RegistrationPlan:
     ranker: str
     mode: str
     scorers: dict | None
-    prompt: Any  # PromptConfig
+    prompt: PromptConfig
     identity: dict
 
 
@@ -152,7 +151,7 @@ def check_evaluation_of(report: EvalReport, identity: dict, model_spec: str, eva
                                  f"evaluate this model and register it with that evaluation")
 
 
-def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,
+def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: PromptConfig,
                       scorers: dict | None = None, base_eval_dir: Path | None = None,
                       samples_dir: Path | None = None) -> RegistrationPlan:
     """Settle ranker, mode, scorers and prompt, and check the evaluation is of exactly this model.
@@ -168,13 +167,12 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
     if saved is not None:  # served with the ranker, mode, scorers and prompt it was trained and evaluated with
         saved.reconcile(model_spec, mode, scorers, ranker)
         ranker, mode, scorers = saved.ranker, saved.mode, saved.scorers
-        prompt = saved.prompt or prompt_config(prompt)
+        prompt = saved.prompt or prompt
     else:  # as the evaluation ranked it, when that was an LLM ranker (else the identity check names the difference)
         evaluated = recorded if recorded.get("ranker") in LLM_RANKERS else {}
         ranker = ranker or evaluated.get("ranker") or "iranker"
         mode = mode or evaluated.get("mode") or "score"
         scorers = scorers or evaluated.get("scorers")
-        prompt = prompt_config(prompt)
     ranker = role_of(ranker)  # only LLM rankers are registered: a ValueError names the valid ones
     config = LLMRankerConfig(mode=mode, prompt=prompt, scorers=scorers or {})
     identity = model_identity(model_spec, ranker, config, load_tokenizer(model_spec))
@@ -185,7 +183,7 @@ def plan_registration(model_spec: str, ranker: str | None, mode: str | None, eva
     return RegistrationPlan(ranker, mode, identity["scorers"], config.prompt, identity)
 
 
-def register(name: str, model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: dict,
+def register(name: str, model_spec: str, ranker: str | None, mode: str | None, eval_dir: Path, prompt: PromptConfig,
              tags: dict[str, str] | None = None, scorers: dict | None = None, base_eval_dir: Path | None = None,
              samples_dir: Path | None = None, plan: RegistrationPlan | None = None) -> str:
     """Log the model with its evaluation (and the base's) in the active run; create a version aliased `challenger`.
