@@ -195,7 +195,6 @@ def evaluate_report(ranker, samples_by_task: dict[str, list[RankingSample]], out
     other = EvalReport.read(compare) if compare else None  # fail before any model work if it is unreadable
     backend = getattr(ranker, "backend", None)
     if backend is not None:  # the precision behind the numbers: auto picks bf16 on some CPUs
-
         weights = next(backend.model.parameters())
         system = {**system, "device": str(weights.device), "dtype": str(weights.dtype).removeprefix("torch."),
                   "prompt_version": PROMPT_VERSION}  # numbers from different prompt layouts are not comparable

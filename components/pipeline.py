@@ -148,25 +148,24 @@ def evaluate_stage(params: Params, parent_run_id: str | None = None) -> dict[str
     by_task = load_eval_samples(Path(params.prepare.out), ev.tasks, "test", ev.limit)  # bad tasks fail first
     final = trained_model(params)
     out = Path(ev.out)
-    ranker_name = cfg.ranker  # train.ranker: the same name trains, evaluates and registers
     llm_cfg = LLMRankerConfig(mode=cfg.ranking_mode, max_new_tokens=cfg.max_completion_length,
                               batch_size=ev.batch_size, prompt=cfg.prompt, seed=cfg.seed, scorers=cfg.scorers,
                               window=ev.window, stride=ev.stride)
-    check_capacity(by_task, ranker_name, cfg.ranking_mode, cfg.scorers, ev.window, ev.stride)  # before any model loads
+    check_capacity(by_task, cfg.ranker, cfg.ranking_mode, cfg.scorers, ev.window, ev.stride)  # before any model loads
     info = {"split": "test", "limit": ev.limit, "samples": params.prepare.out}  # register recomputes from them
     dropped = prepare_dropped(Path(params.prepare.out))
     reports = {}
     for ref in ev.references:
         if ref == "base":
-            ranker = build_ranker(ranker_name, model=cfg.model, config=llm_cfg, seed=cfg.seed)
-            system = {"label": "base", "ranker": ranker_name, "mode": cfg.ranking_mode, "model": cfg.model, **info}
+            ranker = build_ranker(cfg.ranker, model=cfg.model, config=llm_cfg, seed=cfg.seed)
+            system = {"label": "base", "ranker": cfg.ranker, "mode": cfg.ranking_mode, "model": cfg.model, **info}
         else:
             ranker = build_ranker(ref, config=llm_cfg, seed=cfg.seed)
             system = {"label": ref, "ranker": ref, "mode": None, "model": None, **info}
         reports[ref] = evaluate_report(ranker, by_task, out / ref, system, seed=cfg.seed, dropped=dropped)
     compare = out / "base" / "metrics.json" if "base" in ev.references else None
-    ranker = build_ranker(ranker_name, model=str(final), config=llm_cfg, seed=cfg.seed)
-    system = {"label": "candidate", "ranker": ranker_name, "mode": cfg.ranking_mode, "model": str(final), **info}
+    ranker = build_ranker(cfg.ranker, model=str(final), config=llm_cfg, seed=cfg.seed)
+    system = {"label": "candidate", "ranker": cfg.ranker, "mode": cfg.ranking_mode, "model": str(final), **info}
     reports["candidate"] = evaluate_report(ranker, by_task, out / "candidate", system, compare=compare, seed=cfg.seed,
                                            dropped=dropped)
 

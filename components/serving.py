@@ -99,9 +99,8 @@ class RankerModel(mlflow.pyfunc.PythonModel):
 
         device = pick_device(None)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device).eval()
-        ranker_cfg = LLMRankerConfig(mode=spec.mode, max_new_tokens=spec.extra.get("max_new_tokens", 256),
-                                     batch_size=spec.extra.get("batch_size", 8), prompt=spec.prompt or PromptConfig(),
-                                     scorers=spec.scorers or {})
+        ranker_cfg = LLMRankerConfig(mode=spec.mode, max_new_tokens=cfg["max_new_tokens"], batch_size=cfg["batch_size"],
+                                     prompt=spec.prompt or PromptConfig(), scorers=spec.scorers or {})
         # model=path: the score head (pointer) is read from the packaged weights folder
         self.ranker = build_ranker(spec.ranker, model=path, config=ranker_cfg, loaded=(model, tok))
 

@@ -128,12 +128,11 @@ class RankerSpec:
 
     def identity(self, weights: str, tokenizer) -> dict[str, Any]:
         """What an evaluation of this ranker is an evaluation of: weights, prompt template, ranker, mode, scorers."""
-        return identity(weights, self.ranker, self.mode, self.prompt or PromptConfig(), self.scorers, tokenizer)
+        return {"weights": weights, "template_hash": self.hash_with(tokenizer), "ranker": self.ranker,
+                "mode": self.mode, "scorers": self.scorers}
 
 
 def identity(weights: str, ranker: str, mode: str, prompt: PromptConfig, scorers: Mapping[str, str] | None,
              tokenizer) -> dict[str, Any]:
     """The identity of an LLM ranker (trained or not): `weights` is the model's fingerprint."""
-    scorers = resolve_scorers(scorers) if mode == "score" else None
-    return {"weights": weights, "template_hash": template_hash(tokenizer, role_of(ranker), prompt, mode, scorers),
-            "ranker": ranker_name(ranker), "mode": mode, "scorers": scorers}
+    return RankerSpec(ranker=ranker, mode=mode, prompt=prompt, scorers=scorers).identity(weights, tokenizer)

@@ -43,7 +43,6 @@ class ScoreHead:
             state = load_file(str(path), device=str(device or "cpu"))
             bad = next((k for k, v in state.items() if not v.isfinite().all()), None)
             if bad is not None:  # as for the model's weights: a NaN head never ranks
-
                 raise DataError(f"{path}: tensor {bad!r} of the score head is not finite; this model cannot rank")
             head.linear.load_state_dict(state)
         return head
